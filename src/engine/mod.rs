@@ -1,0 +1,289 @@
+//! The engine: Pod + policy + context → a [`Plan`] of changes, each with its reason. No I/O.
+//!
+//! Every rule only *adds* what a container lacks; it never replaces a value the user set. The plan
+//! renders to explicit RFC 6902 `add` operations against the Pod JSON as received, so fields the
+//! typed Kubernetes model does not know are never touched.
+
+mod directives;
+mod env;
+mod lifecycle;
+mod plan;
+mod probes;
+mod record;
+mod resources;
+mod sizing;
+mod targets;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use k8s_openapi::api::core::v1::Pod;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use thiserror::Error;
+
+pub use directives::annotations;
+pub use plan::{
+    Change, Decision, Feature, MAX_WARNING_CHARS, Note, Plan, TargetContainer, Warning, truncate,
+};
+
+use crate::policy::Policy;
+use plan::PatchBuilder;
+
+/// Enforce patches the Pod; audit only reports what would change. The plan is the same in both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    Audit,
+}
+
+/// The kind of workload a container is, which picks its defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkloadProfile {
+    /// Serves a port: probes, graceful shutdown, worker sizing.
+    Web,
+    /// Long-running without a port: graceful shutdown, no probes.
+    Worker,
+    /// Runs to completion: resources and env only.
+    Job,
+}
+
+impl WorkloadProfile {
+    pub fn parse(text: &str) -> Option<WorkloadProfile> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "web" => Some(WorkloadProfile::Web),
+            "worker" => Some(WorkloadProfile::Worker),
+            "job" => Some(WorkloadProfile::Job),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for WorkloadProfile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WorkloadProfile::Web => "web",
+            WorkloadProfile::Worker => "worker",
+            WorkloadProfile::Job => "job",
+        })
+    }
+}
+
+/// A Kubernetes server version, as far as pytune cares: major and minor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct KubeVersion {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl KubeVersion {
+    pub const fn new(major: u32, minor: u32) -> KubeVersion {
+        KubeVersion { major, minor }
+    }
+
+    /// Accepts `1.30`, `v1.30.2`, and the `30+` minors some providers report.
+    pub fn parse(text: &str) -> Option<KubeVersion> {
+        let text = text.trim().trim_start_matches(['v', 'V']);
+        let mut parts = text.split('.');
+        let major = parts.next()?.parse().ok()?;
+        let minor: String = parts
+            .next()?
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        Some(KubeVersion::new(major, minor.parse().ok()?))
+    }
+}
+
+impl fmt::Display for KubeVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// What the engine knows besides the Pod and the policy.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// The cluster's version, when known; picks the preStop form.
+    pub kubernetes_version: Option<KubeVersion>,
+    pub mode: Mode,
+    /// Keys of ConfigMaps the Pod's `envFrom` may name, by ConfigMap name. A ConfigMap missing here
+    /// is unknown; Secrets are always unknown.
+    pub config_map_keys: BTreeMap<String, BTreeSet<String>>,
+}
+
+#[derive(Debug, Error)]
+pub enum EngineError {
+    #[error("the object is not a valid Pod: {0}")]
+    InvalidPod(#[from] serde_json::Error),
+}
+
+/// Plans the changes pytune makes to `pod` (JSON as the API server sends it).
+pub fn plan(pod_json: &Value, policy: &Policy, ctx: &Context) -> Result<Plan, EngineError> {
+    let pod = Pod::deserialize(pod_json)?;
+    Ok(plan_typed(&pod, pod_json, policy, ctx))
+}
+
+/// A target container with what the rules share about it.
+pub(crate) struct Target<'p> {
+    /// The container's index in `spec.containers`, as a pointer token.
+    pub index_text: String,
+    pub container: &'p k8s_openapi::api::core::v1::Container,
+    /// The port the container serves, from its ports or the `pytune.io/port` annotation.
+    pub port: Option<i32>,
+    pub info: TargetContainer,
+}
+
+impl Target<'_> {
+    pub fn name(&self) -> &str {
+        &self.container.name
+    }
+
+    /// JSON pointer tokens of this container, followed by `rest`.
+    pub fn tokens<'s>(&'s self, rest: &[&'s str]) -> Vec<&'s str> {
+        let mut tokens = vec!["spec", "containers", self.index_text.as_str()];
+        tokens.extend_from_slice(rest);
+        tokens
+    }
+}
+
+/// Accumulates the plan while the rules run.
+pub(crate) struct Planner<'a> {
+    pub policy: &'a Policy,
+    pub ctx: &'a Context,
+    pub builder: PatchBuilder<'a>,
+    pub changes: Vec<Change>,
+    pub notes: Vec<Note>,
+    pub warnings: Vec<Warning>,
+}
+
+impl Planner<'_> {
+    pub fn change(
+        &mut self,
+        container: Option<&str>,
+        feature: Feature,
+        field: impl Into<String>,
+        path: String,
+        value: Value,
+        reason: impl Into<String>,
+    ) {
+        self.changes.push(Change {
+            container: container.map(str::to_string),
+            feature,
+            field: field.into(),
+            path,
+            value,
+            reason: reason.into(),
+        });
+    }
+
+    pub fn note(&mut self, container: Option<&str>, feature: Feature, message: impl Into<String>) {
+        self.notes.push(Note {
+            container: container.map(str::to_string),
+            feature,
+            message: message.into(),
+        });
+    }
+
+    pub fn warn(&mut self, warning: Warning) {
+        if !self.warnings.contains(&warning) {
+            self.warnings.push(warning);
+        }
+    }
+}
+
+fn plan_typed(pod: &Pod, pod_json: &Value, policy: &Policy, ctx: &Context) -> Plan {
+    let labels = pod.metadata.labels.as_ref();
+    let selector = &policy.selector;
+    match labels.and_then(|labels| labels.get(&selector.label)) {
+        Some(value) if value == &selector.value => {}
+        Some(value) => {
+            return Plan::untouched(
+                Decision::NotSelected(format!(
+                    "label {}={value} is not {}",
+                    selector.label, selector.value
+                )),
+                Vec::new(),
+            );
+        }
+        None => {
+            return Plan::untouched(
+                Decision::NotSelected(format!("no {} label", selector.label)),
+                Vec::new(),
+            );
+        }
+    }
+
+    let mut warnings = Vec::new();
+    let directives = directives::read(pod, &mut warnings);
+    if let Some(reason) = directives.opt_out {
+        return Plan::untouched(Decision::OptedOut(reason), warnings);
+    }
+
+    let mut planner = Planner {
+        policy,
+        ctx,
+        builder: PatchBuilder::new(pod_json),
+        changes: Vec::new(),
+        notes: Vec::new(),
+        warnings,
+    };
+    let targets = targets::select(pod, &directives, &mut planner);
+    let enabled = |feature: Feature| -> bool {
+        let globally = match feature {
+            Feature::Resources => policy.features.resources,
+            Feature::Probes => policy.features.probes,
+            Feature::Lifecycle => policy.features.lifecycle,
+            Feature::Env => policy.features.env,
+            Feature::Record => true,
+        };
+        globally && !directives.skip.contains(&feature)
+    };
+
+    for target in &targets {
+        let sizing_base = if enabled(Feature::Resources) {
+            resources::plan(pod, target, &mut planner)
+        } else {
+            resources::current(pod, target, &mut planner)
+        };
+        if enabled(Feature::Probes) {
+            probes::plan(target, &directives, &mut planner);
+        }
+        if enabled(Feature::Lifecycle) {
+            lifecycle::plan_pre_stop(target, &mut planner);
+        }
+        if enabled(Feature::Env) {
+            env::plan(target, &sizing_base, &mut planner);
+        }
+    }
+    if enabled(Feature::Lifecycle) {
+        lifecycle::plan_grace_period(pod, &targets, &mut planner);
+    }
+    record::plan(pod, &mut planner);
+
+    Plan {
+        decision: Decision::Selected,
+        containers: targets.into_iter().map(|target| target.info).collect(),
+        changes: planner.changes,
+        notes: planner.notes,
+        warnings: planner.warnings,
+        patch: planner.builder.finish(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kube_versions_parse() {
+        assert_eq!(KubeVersion::parse("1.30"), Some(KubeVersion::new(1, 30)));
+        assert_eq!(KubeVersion::parse("v1.29.4"), Some(KubeVersion::new(1, 29)));
+        assert_eq!(KubeVersion::parse("1.28+"), Some(KubeVersion::new(1, 28)));
+        assert_eq!(KubeVersion::parse("one"), None);
+        assert_eq!(KubeVersion::parse("1"), None);
+    }
+}

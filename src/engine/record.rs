@@ -1,0 +1,56 @@
+//! Records what pytune added, and under which policy, in the Pod's annotations.
+
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::Value;
+
+use super::directives::annotations;
+use super::{Feature, Planner};
+
+pub fn plan(pod: &Pod, planner: &mut Planner) {
+    if planner.changes.is_empty() {
+        return;
+    }
+    let existing = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|values| values.get(annotations::INJECTED))
+        .filter(|text| !text.trim().is_empty());
+    let mut lines: Vec<String> = existing.into_iter().map(|text| text.trim_end().to_string()).collect();
+    lines.extend(planner.changes.iter().map(|change| {
+        format!(
+            "{} {}: {}",
+            change.container.as_deref().unwrap_or("pod"),
+            change.field,
+            change.reason
+        )
+    }));
+    let injected = Value::String(lines.join("\n"));
+    let revision = Value::String(planner.policy.revision.clone());
+    let count = planner.changes.len();
+
+    let path = planner.builder.set(
+        &["metadata", "annotations", annotations::INJECTED],
+        injected.clone(),
+    );
+    planner.change(
+        None,
+        Feature::Record,
+        format!("annotations.{}", annotations::INJECTED),
+        path,
+        injected,
+        format!("records the {count} values added, one line each with its reason"),
+    );
+    let path = planner.builder.set(
+        &["metadata", "annotations", annotations::POLICY_REVISION],
+        revision.clone(),
+    );
+    planner.change(
+        None,
+        Feature::Record,
+        format!("annotations.{}", annotations::POLICY_REVISION),
+        path,
+        revision,
+        "the policy revision that made these changes",
+    );
+}

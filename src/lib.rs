@@ -1,0 +1,10 @@
+//! pytune: production defaults for Python services on Kubernetes, as a mutating admission webhook.
+//!
+//! The [`engine`] is a pure function from Pod + [`policy::Policy`] + [`engine::Context`] to a
+//! [`engine::Plan`]; everything else (the webhook server, the `mutate` and `audit` commands) is a
+//! thin layer around it.
+
+pub mod detect;
+pub mod engine;
+pub mod policy;
+pub mod quantity;
