@@ -6,5 +6,7 @@
 
 pub mod detect;
 pub mod engine;
+pub mod manifests;
+pub mod mutate;
 pub mod policy;
 pub mod quantity;

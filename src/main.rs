@@ -1,1 +1,131 @@
-fn main() {}
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use clap::Parser;
+
+use pytune::engine::Context;
+use pytune::mutate::{self, Input};
+use pytune::policy::Policy;
+
+mod cli;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Mutate(args) => run_mutate(args),
+        cli::Command::Policy(args) => run_policy(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_policy(path: Option<&Path>) -> Result<Policy> {
+    let Some(path) = path else {
+        return Ok(Policy::embedded());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read policy file {}", path.display()))?;
+    Policy::from_yaml(&text).with_context(|| format!("invalid policy file {}", path.display()))
+}
+
+fn run_policy(args: cli::PolicyArgs) -> Result<ExitCode> {
+    let policy = load_policy(args.policy.as_deref())?;
+    let yaml = serde_saphyr::to_string(&policy).context("cannot render the policy")?;
+    println!("# revision: {}\n{yaml}", policy.revision);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_mutate(args: cli::MutateArgs) -> Result<ExitCode> {
+    let policy = load_policy(args.policy.as_deref())?;
+    let ctx = Context {
+        kubernetes_version: args.kubernetes_version,
+        ..Context::default()
+    };
+    let (inputs, mut read_errors) = read_inputs(&args.paths);
+    let output = mutate::mutate(&inputs, &policy, &ctx);
+    std::io::stdout()
+        .write_all(output.yaml.as_bytes())
+        .context("cannot write to stdout")?;
+    if !args.quiet {
+        eprint!("{}", mutate::summary(&output));
+    }
+    for error in &read_errors {
+        eprintln!("error: {error}");
+    }
+    read_errors.extend(output.errors);
+    Ok(if read_errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Reads every input; an unreadable one is reported and the others still processed.
+fn read_inputs(paths: &[PathBuf]) -> (Vec<Input>, Vec<String>) {
+    let mut inputs = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        if path.as_os_str() == "-" {
+            let mut text = String::new();
+            match std::io::stdin().read_to_string(&mut text) {
+                Ok(_) => inputs.push(Input {
+                    name: "-".into(),
+                    text,
+                }),
+                Err(err) => errors.push(format!("cannot read stdin: {err}")),
+            }
+            continue;
+        }
+        let files = if path.is_dir() {
+            manifest_files(path, &mut errors)
+        } else {
+            vec![path.clone()]
+        };
+        for file in files {
+            match std::fs::read_to_string(&file) {
+                Ok(text) => inputs.push(Input {
+                    name: file.display().to_string(),
+                    text,
+                }),
+                Err(err) => errors.push(format!("cannot read {}: {err}", file.display())),
+            }
+        }
+    }
+    (inputs, errors)
+}
+
+/// Every manifest file below `dir`, sorted so output order is stable.
+fn manifest_files(dir: &Path, errors: &mut Vec<String>) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(err) => {
+                errors.push(format!("cannot read directory {}: {err}", dir.display()));
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path
+                .extension()
+                .and_then(|ext| ext.to_str())
+                .is_some_and(|ext| matches!(ext, "yaml" | "yml" | "json"))
+            {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}

@@ -1,0 +1,227 @@
+//! Multi-document YAML manifests: split into documents, find the Pods and pod templates of workload
+//! kinds, and write mutated documents back. Pure: callers read and write the files.
+
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+/// One YAML document of an input, with its original text so untouched documents pass through
+/// byte for byte.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// 0-based position of the document in its input.
+    pub index: usize,
+    pub text: String,
+    /// The parsed document; `None` for a document holding only comments.
+    pub parsed: Result<Option<Value>, ManifestError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ManifestError {
+    #[error("not valid YAML: {0}")]
+    Yaml(String),
+    #[error("cannot write YAML: {0}")]
+    Render(String),
+}
+
+/// Splits a multi-document YAML stream on `---` lines. Whitespace-only documents are dropped;
+/// comment-only documents are kept (with `parsed: Ok(None)`).
+pub fn split_documents(text: &str) -> Vec<Document> {
+    let mut chunks: Vec<String> = vec![String::new()];
+    for line in text.split_inclusive('\n') {
+        if is_separator(line) {
+            chunks.push(String::new());
+        } else if let Some(current) = chunks.last_mut() {
+            current.push_str(line);
+        }
+    }
+    chunks
+        .into_iter()
+        .filter(|chunk| !chunk.trim().is_empty())
+        .enumerate()
+        .map(|(index, text)| {
+            let parsed = parse_document(&text);
+            Document {
+                index,
+                text,
+                parsed,
+            }
+        })
+        .collect()
+}
+
+fn is_separator(line: &str) -> bool {
+    let line = line.trim_end();
+    line == "---" || line.starts_with("--- ") || line.starts_with("---\t")
+}
+
+fn parse_document(text: &str) -> Result<Option<Value>, ManifestError> {
+    let value: Value = serde_saphyr::from_str(text)
+        .map_err(|err| ManifestError::Yaml(first_line(&err.to_string())))?;
+    Ok((!value.is_null()).then_some(value))
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or(text).trim().to_string()
+}
+
+/// Renders a document as YAML (without a leading `---`).
+pub fn to_yaml(value: &Value) -> Result<String, ManifestError> {
+    serde_saphyr::to_string(value).map_err(|err| ManifestError::Render(err.to_string()))
+}
+
+/// Where a Pod lives inside a document: the document itself, or a workload's pod template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodSite {
+    /// JSON pointer of the Pod (empty) or of the pod template (`/spec/template`).
+    pub pointer: String,
+    /// `Deployment/web`, or `Pod/api` — how people name the workload.
+    pub workload: String,
+    pub namespace: Option<String>,
+    /// True for a template, false for a Pod object.
+    pub template: bool,
+}
+
+/// Where the pod template of each workload kind is.
+pub fn template_pointer(kind: &str) -> Option<&'static str> {
+    match kind {
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "ReplicationController"
+        | "Job" => Some("/spec/template"),
+        "CronJob" => Some("/spec/jobTemplate/spec/template"),
+        _ => None,
+    }
+}
+
+/// Every Pod and pod template in a document, `List` items included.
+pub fn pod_sites(document: &Value) -> Vec<PodSite> {
+    let mut sites = Vec::new();
+    collect_sites(document, "", &mut sites);
+    sites
+}
+
+fn collect_sites(object: &Value, base: &str, sites: &mut Vec<PodSite>) {
+    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
+    let metadata = object.get("metadata");
+    let name = metadata
+        .and_then(|m| m.get("name").or_else(|| m.get("generateName")))
+        .and_then(Value::as_str)
+        .unwrap_or("(unnamed)");
+    let namespace = metadata
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if kind == "List" || kind.ends_with("List") {
+        if let Some(items) = object.get("items").and_then(Value::as_array) {
+            for (i, item) in items.iter().enumerate() {
+                collect_sites(item, &format!("{base}/items/{i}"), sites);
+            }
+        }
+        return;
+    }
+    let workload = format!("{kind}/{name}");
+    if kind == "Pod" && object.get("spec").is_some_and(Value::is_object) {
+        sites.push(PodSite {
+            pointer: base.to_string(),
+            workload,
+            namespace,
+            template: false,
+        });
+    } else if let Some(pointer) = template_pointer(kind)
+        && object.pointer(pointer).is_some_and(Value::is_object)
+    {
+        sites.push(PodSite {
+            pointer: format!("{base}{pointer}"),
+            workload,
+            namespace,
+            template: true,
+        });
+    }
+}
+
+/// The Pod the engine sees for a site: the Pod itself, or a Pod built from the template.
+pub fn pod_at(document: &Value, site: &PodSite) -> Option<Value> {
+    let found = document.pointer(&site.pointer)?;
+    if !site.template {
+        return Some(found.clone());
+    }
+    let mut pod = Map::new();
+    pod.insert("apiVersion".into(), Value::from("v1"));
+    pod.insert("kind".into(), Value::from("Pod"));
+    pod.insert(
+        "metadata".into(),
+        found
+            .get("metadata")
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Map::new())),
+    );
+    pod.insert(
+        "spec".into(),
+        found
+            .get("spec")
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Map::new())),
+    );
+    Some(Value::Object(pod))
+}
+
+/// Puts a (mutated) Pod back where [`pod_at`] took it from.
+pub fn put_pod(document: &mut Value, site: &PodSite, pod: Value) {
+    let Some(slot) = document.pointer_mut(&site.pointer) else {
+        return;
+    };
+    if !site.template {
+        *slot = pod;
+        return;
+    }
+    if let (Value::Object(template), Value::Object(mut pod)) = (slot, pod) {
+        for key in ["metadata", "spec"] {
+            if let Some(value) = pod.remove(key) {
+                template.insert(key.to_string(), value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn splits_on_separators_and_keeps_comment_documents() {
+        let docs = split_documents("---\na: 1\n---\n# just a comment\n--- \nb: [1\n---\n\n");
+        assert_eq!(docs.len(), 3);
+        assert_eq!(docs[0].parsed, Ok(Some(json!({"a": 1}))));
+        assert_eq!(docs[1].parsed, Ok(None));
+        assert!(matches!(docs[2].parsed, Err(ManifestError::Yaml(_))));
+        assert_eq!(docs[2].index, 2);
+    }
+
+    #[test]
+    fn finds_pods_templates_and_list_items() {
+        let list = json!({"kind": "List", "items": [
+            {"kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": []}},
+            {"kind": "CronJob", "metadata": {"name": "c", "namespace": "n"},
+             "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}},
+            {"kind": "ConfigMap", "metadata": {"name": "x"}},
+        ]});
+        let sites = pod_sites(&list);
+        assert_eq!(sites.len(), 2);
+        assert_eq!(sites[0].pointer, "/items/0");
+        assert_eq!(sites[1].pointer, "/items/1/spec/jobTemplate/spec/template");
+        assert_eq!(sites[1].workload, "CronJob/c");
+        assert_eq!(sites[1].namespace.as_deref(), Some("n"));
+    }
+
+    #[test]
+    fn template_round_trip() {
+        let mut deployment = json!({"kind": "Deployment", "metadata": {"name": "d"},
+            "spec": {"template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": []}}}});
+        let site = &pod_sites(&deployment)[0];
+        let mut pod = pod_at(&deployment, site).unwrap();
+        assert_eq!(pod["kind"], "Pod");
+        pod["spec"]["terminationGracePeriodSeconds"] = json!(40);
+        put_pod(&mut deployment, site, pod);
+        assert_eq!(deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], 40);
+        assert!(deployment["spec"]["template"].get("kind").is_none());
+    }
+}
