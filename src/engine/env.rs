@@ -105,9 +105,15 @@ pub fn plan(target: &Target, base: &SizingBase, planner: &mut Planner) {
             Feature::Env,
             format!("{} not added: envFrom {sources} may define them", blocked_by_unknown.join(", ")),
         );
+        let sources_count = target.container.env_from.iter().flatten().count();
+        let unset = match blocked_by_unknown.as_slice() {
+            [only] => only.clone(),
+            [first, rest @ ..] => format!("{first} and {} more", rest.len()),
+            [] => String::new(),
+        };
         planner.warn(Warning::container(
             &name,
-            format!("envFrom {sources} unreadable; {} not set", blocked_by_unknown.join(", ")),
+            format!("{sources_count} envFrom source(s) unreadable, so {unset} not set (may be defined there)"),
         ));
     }
 

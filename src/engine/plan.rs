@@ -182,6 +182,12 @@ impl Change {
     }
 }
 
+fn pointer_of(tokens: &[&str]) -> String {
+    PointerBuf::from_tokens(tokens.iter().copied())
+        .as_str()
+        .to_string()
+}
+
 /// Builds explicit `add` operations against the original Pod JSON, creating missing parents, so the
 /// patch never touches a field it did not mean to (including fields the typed model does not know).
 pub(crate) struct PatchBuilder<'a> {
@@ -215,37 +221,47 @@ impl<'a> PatchBuilder<'a> {
             .push(PatchOperation::Add(AddOperation { path: pointer, value }));
     }
 
-    /// Creates every missing parent object of `tokens` and returns the pointer of the parent.
-    fn ensure_parents(&mut self, tokens: &[&str]) -> PointerBuf {
+    /// Adds `value` at `tokens`. When parents are missing, one operation adds the outermost missing
+    /// parent with the value nested inside it, and every level it creates is remembered.
+    fn place(&mut self, tokens: &[&str], value: Value) -> String {
         let mut pointer = PointerBuf::new();
-        for token in &tokens[..tokens.len().saturating_sub(1)] {
+        let mut missing_from = None;
+        for (depth, token) in tokens.iter().enumerate() {
             pointer.push_back(*token);
-            if !self.exists(pointer.as_str()) {
-                self.add(pointer.clone(), Value::Object(Default::default()));
+            if depth + 1 < tokens.len() && !self.exists(pointer.as_str()) {
+                missing_from = Some(depth);
+                break;
             }
         }
-        pointer
+        let Some(depth) = missing_from else {
+            let path = pointer.as_str().to_string();
+            self.add(pointer, value);
+            return path;
+        };
+        let mut nested = value;
+        for token in tokens[depth + 1..].iter().rev() {
+            let mut object = serde_json::Map::new();
+            object.insert((*token).to_string(), nested);
+            nested = Value::Object(object);
+        }
+        self.add(pointer.clone(), nested);
+        for token in &tokens[depth + 1..] {
+            pointer.push_back(*token);
+            self.created.insert(pointer.as_str().to_string());
+        }
+        pointer.as_str().to_string()
     }
 
-    /// Sets the member at `tokens` (which must be absent); returns its pointer.
+    /// Sets the member at `tokens` (absent, or Kubernetes' default that pytune may replace);
+    /// returns its pointer.
     pub fn set(&mut self, tokens: &[&str], value: Value) -> String {
-        let mut pointer = self.ensure_parents(tokens);
-        if let Some(last) = tokens.last() {
-            pointer.push_back(*last);
-        }
-        let path = pointer.as_str().to_string();
-        self.add(pointer, value);
-        path
+        self.place(tokens, value)
     }
 
     /// Appends `value` to the array at `tokens`, creating the array when absent; returns the
     /// pointer of the new element.
     pub fn append(&mut self, tokens: &[&str], value: Value) -> String {
-        let mut pointer = self.ensure_parents(tokens);
-        if let Some(last) = tokens.last() {
-            pointer.push_back(*last);
-        }
-        let key = pointer.as_str().to_string();
+        let key = pointer_of(tokens);
         let length = match self.array_lengths.get(&key) {
             Some(length) => *length,
             None if self.exists(&key) => self
@@ -254,12 +270,12 @@ impl<'a> PatchBuilder<'a> {
                 .and_then(Value::as_array)
                 .map_or(0, Vec::len),
             None => {
-                self.add(pointer, Value::Array(vec![value]));
+                self.place(tokens, Value::Array(vec![value]));
                 self.array_lengths.insert(key.clone(), 1);
                 return format!("{key}/0");
             }
         };
-        let mut element = pointer;
+        let mut element = PointerBuf::from_tokens(tokens.iter().copied());
         element.push_back("-");
         self.ops.push(PatchOperation::Add(AddOperation {
             path: element,
@@ -291,8 +307,7 @@ mod tests {
         assert_eq!(
             ops,
             json!([
-                {"op": "add", "path": "/metadata/annotations", "value": {}},
-                {"op": "add", "path": "/metadata/annotations/pytune.io~1injected", "value": "x"},
+                {"op": "add", "path": "/metadata/annotations", "value": {"pytune.io/injected": "x"}},
                 {"op": "add", "path": "/metadata/annotations/pytune.io~1policy-revision", "value": "r"},
             ])
         );
