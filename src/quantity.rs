@@ -89,16 +89,18 @@ pub fn memory_bytes(text: &str) -> Result<u64, QuantityError> {
 /// Whole CPUs a container may use, rounded up and at least one: what CPython's
 /// `PYTHON_CPU_COUNT` and worker formulas want.
 pub fn whole_cpus(millis: u64) -> u32 {
-    u32::try_from(millis.div_ceil(1000)).unwrap_or(u32::MAX).max(1)
+    u32::try_from(millis.div_ceil(1000))
+        .unwrap_or(u32::MAX)
+        .max(1)
 }
 
 /// Renders bytes the way people write memory sizes (`1536Mi`, `2Gi`), for messages.
 pub fn format_bytes(bytes: u64) -> String {
     const MI: u64 = 1024 * 1024;
     const GI: u64 = 1024 * MI;
-    if bytes >= GI && bytes % GI == 0 {
+    if bytes >= GI && bytes.is_multiple_of(GI) {
         format!("{}Gi", bytes / GI)
-    } else if bytes >= MI && bytes % MI == 0 {
+    } else if bytes >= MI && bytes.is_multiple_of(MI) {
         format!("{}Mi", bytes / MI)
     } else {
         bytes.to_string()

@@ -108,14 +108,25 @@ fn run_case(dir: &Path) -> Result<(), String> {
 #[test]
 fn golden_cases() {
     let dirs = case_dirs();
-    assert!(dirs.len() >= 15, "golden cases missing: found {}", dirs.len());
+    assert!(
+        dirs.len() >= 15,
+        "golden cases missing: found {}",
+        dirs.len()
+    );
     let failures: Vec<String> = dirs
         .iter()
         .filter_map(|dir| {
-            run_case(dir)
-                .err()
-                .map(|err| format!("{}: {err}", dir.file_name().unwrap_or_default().to_string_lossy()))
+            run_case(dir).err().map(|err| {
+                format!(
+                    "{}: {err}",
+                    dir.file_name().unwrap_or_default().to_string_lossy()
+                )
+            })
         })
         .collect();
-    assert!(failures.is_empty(), "golden failures:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "golden failures:\n{}",
+        failures.join("\n")
+    );
 }

@@ -1,0 +1,225 @@
+//! The `pytune` binary as users run it: `mutate` over the examples, stdin, broken input, policy.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn pytune(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pytune"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("PYTUNE_POLICY")
+        .env_remove("PYTUNE_KUBERNETES_VERSION")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pytune runs");
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("write stdin");
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("pytune exits")
+}
+
+fn documents(yaml: &str) -> Vec<Value> {
+    pytune::manifests::split_documents(yaml)
+        .into_iter()
+        .filter_map(|doc| doc.parsed.expect("output is valid YAML"))
+        .collect()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn mutate_examples_directory() {
+    let output = pytune(&["mutate", "examples/"], None);
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "stderr: {stderr}");
+
+    // Every input document comes out, in order (files sorted by name).
+    let mut input_docs = Vec::new();
+    let mut names: Vec<_> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"))
+            .expect("examples/")
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+    names.sort();
+    for name in &names {
+        let input = std::fs::read_to_string(name).expect("read example");
+        input_docs.extend(documents(&input));
+    }
+    let output_docs = documents(&stdout);
+    assert_eq!(output_docs.len(), input_docs.len());
+    for (before, after) in input_docs.iter().zip(&output_docs) {
+        assert_eq!(before["kind"], after["kind"]);
+        assert_eq!(before["metadata"]["name"], after["metadata"]["name"]);
+    }
+
+    // The Service passes through byte for byte, comments and all.
+    let django = std::fs::read_to_string("examples/django-gunicorn.yaml").expect("example");
+    let service = &django[django
+        .find("apiVersion: v1\nkind: Service")
+        .expect("service")..];
+    assert!(stdout.contains(service), "Service document changed");
+
+    // Python workloads carry the record; the opted-out one is untouched.
+    for doc in &output_docs {
+        if doc["kind"] != "Deployment" {
+            continue;
+        }
+        let template_annotations = &doc["spec"]["template"]["metadata"]["annotations"];
+        match doc["metadata"]["name"].as_str() {
+            Some("ml-inference") => {
+                assert!(template_annotations.get("pytune.io/injected").is_none());
+                assert_eq!(
+                    doc,
+                    &input_docs[output_docs.iter().position(|d| d == doc).expect("doc")]
+                );
+            }
+            Some("shop-web") | Some("pricing-api") | Some("shop-worker") => {
+                assert!(
+                    template_annotations["pytune.io/injected"].is_string(),
+                    "{doc}"
+                );
+            }
+            _ => {}
+        }
+    }
+    let web = output_docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "shop-web")
+        .expect("shop-web");
+    let containers = web["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .expect("containers");
+    assert!(containers[0]["startupProbe"]["httpGet"]["path"] == "/healthz/");
+    assert!(
+        containers[1].get("env").is_none(),
+        "sidecar was changed: {}",
+        containers[1]
+    );
+
+    // The summary explains each change.
+    assert!(stderr.contains("Deployment/shop-web"), "{stderr}");
+    assert!(stderr.contains("+ web startupProbe"), "{stderr}");
+    assert!(
+        stderr.contains("skipped (annotation pytune.io/mode=off)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("0 error(s)"), "{stderr}");
+}
+
+#[test]
+fn mutate_is_idempotent_through_the_cli() {
+    let first = pytune(&["mutate", "--quiet", "examples/"], None);
+    assert!(first.status.success());
+    let second = pytune(&["mutate", "-"], Some(&text(&first.stdout)));
+    assert!(second.status.success());
+    assert_eq!(
+        documents(&text(&first.stdout)),
+        documents(&text(&second.stdout))
+    );
+    assert!(
+        text(&second.stderr).contains("pytune: 0 changed"),
+        "{}",
+        text(&second.stderr)
+    );
+}
+
+#[test]
+fn broken_document_is_named_and_the_rest_still_mutated() {
+    let input = "apiVersion: v1\nkind: Pod\nmetadata: {name: a, labels: {pytune.io/runtime: python}}\nspec: {containers: [{name: app, image: python}]}\n---\nkind: [oops\n---\nkind: ConfigMap\nmetadata: {name: c}\n";
+    let output = pytune(&["mutate", "-"], Some(input));
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("- document 1: not valid YAML"), "{stderr}");
+    assert!(
+        stdout.contains("kind: [oops\n"),
+        "broken document lost: {stdout}"
+    );
+    assert!(stdout.contains("pytune.io/injected"), "{stdout}");
+    assert!(
+        stdout.ends_with("kind: ConfigMap\nmetadata: {name: c}\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn kubernetes_version_picks_the_native_sleep() {
+    let output = pytune(
+        &[
+            "mutate",
+            "--quiet",
+            "--kubernetes-version",
+            "1.31",
+            "examples/bare-pod.yaml",
+        ],
+        None,
+    );
+    assert!(output.status.success());
+    let pod = &documents(&text(&output.stdout))[0];
+    assert_eq!(
+        pod["spec"]["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"],
+        5
+    );
+}
+
+#[test]
+fn bad_policy_file_is_a_clear_error() {
+    let dir = std::env::temp_dir().join(format!("pytune-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let policy = dir.join("policy.yaml");
+    std::fs::write(&policy, "probes:\n  startup: { periodSecnds: 5 }\n").expect("write policy");
+    let output = pytune(
+        &[
+            "mutate",
+            "--policy",
+            policy.to_str().expect("utf-8 path"),
+            "examples/",
+        ],
+        None,
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("invalid policy file"), "{stderr}");
+    assert!(stderr.contains("probes.startup"), "{stderr}");
+    assert!(output.stdout.is_empty());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn missing_file_is_reported_and_others_processed() {
+    let output = pytune(
+        &[
+            "mutate",
+            "--quiet",
+            "no-such.yaml",
+            "examples/bare-pod.yaml",
+        ],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("cannot read no-such.yaml"));
+    assert!(text(&output.stdout).contains("feed-consumer"));
+}
+
+#[test]
+fn policy_command_prints_the_effective_policy() {
+    let output = pytune(&["policy"], None);
+    assert!(output.status.success());
+    let stdout = text(&output.stdout);
+    assert!(stdout.starts_with("# revision: "), "{stdout}");
+    let policy: Value = serde_saphyr::from_str(&stdout).expect("policy YAML");
+    assert_eq!(policy["selector"]["label"], "pytune.io/runtime");
+}

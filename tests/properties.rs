@@ -1,0 +1,334 @@
+//! Invariants of the engine over generated Pods: the patch applies to the JSON as received and only
+//! adds; no user value changes; requests never exceed limits; a second run adds nothing; the result
+//! is still a Pod; warnings stay short; sized values are integers ≥ 1.
+
+use k8s_openapi::api::core::v1::Pod;
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+
+use pytune::engine::{self, Context, KubeVersion, MAX_WARNING_CHARS};
+use pytune::policy::Policy;
+use pytune::quantity;
+
+fn cpu() -> impl Strategy<Value = Option<&'static str>> {
+    prop::option::of(prop::sample::select(vec![
+        "100m", "250m", "500m", "1", "1500m", "2", "4", "0.5", "weird",
+    ]))
+}
+
+fn memory() -> impl Strategy<Value = Option<&'static str>> {
+    prop::option::of(prop::sample::select(vec![
+        "64Mi", "256Mi", "512Mi", "1Gi", "3Gi", "1e9", "bad",
+    ]))
+}
+
+fn resources() -> impl Strategy<Value = Option<Value>> {
+    prop::option::of(
+        (cpu(), memory(), cpu(), memory()).prop_map(|(rc, rm, lc, lm)| {
+            let mut requests = Map::new();
+            let mut limits = Map::new();
+            if let Some(v) = rc {
+                requests.insert("cpu".into(), json!(v));
+            }
+            if let Some(v) = rm {
+                requests.insert("memory".into(), json!(v));
+            }
+            if let Some(v) = lc {
+                limits.insert("cpu".into(), json!(v));
+            }
+            if let Some(v) = lm {
+                limits.insert("memory".into(), json!(v));
+            }
+            let mut resources = Map::new();
+            if !requests.is_empty() {
+                resources.insert("requests".into(), Value::Object(requests));
+            }
+            if !limits.is_empty() {
+                resources.insert("limits".into(), Value::Object(limits));
+            }
+            Value::Object(resources)
+        }),
+    )
+}
+
+fn env() -> impl Strategy<Value = Option<Value>> {
+    let names = prop::sample::subsequence(
+        vec![
+            "PYTHONUNBUFFERED",
+            "WEB_CONCURRENCY",
+            "OMP_NUM_THREADS",
+            "DATABASE_URL",
+            "PYTHON_CPU_COUNT",
+        ],
+        0..4,
+    );
+    prop::option::of(
+        (names, prop::sample::select(vec!["0", "1", "4", "abc", ""])).prop_map(|(names, value)| {
+            Value::Array(
+                names
+                    .into_iter()
+                    .map(|name| json!({"name": name, "value": value}))
+                    .collect(),
+            )
+        }),
+    )
+}
+
+fn container() -> impl Strategy<Value = Value> {
+    (
+        prop::sample::select(vec![
+            "app",
+            "web",
+            "worker",
+            "istio-proxy",
+            "linkerd-proxy",
+            "api",
+        ]),
+        prop::option::of(prop::sample::select(vec![8000, 8080, 9000])),
+        resources(),
+        env(),
+        any::<(bool, bool, bool, bool, bool)>(),
+    )
+        .prop_map(
+            |(name, port, resources, env, (readiness, pre_stop, env_from, secret, unknown))| {
+                let mut c = Map::new();
+                c.insert("name".into(), json!(name));
+                c.insert("image".into(), json!("python:3.13"));
+                if let Some(port) = port {
+                    c.insert(
+                        "ports".into(),
+                        json!([{"containerPort": port, "name": "http"}]),
+                    );
+                }
+                if let Some(resources) = resources {
+                    c.insert("resources".into(), resources);
+                }
+                if let Some(env) = env {
+                    c.insert("env".into(), env);
+                }
+                if readiness {
+                    c.insert(
+                        "readinessProbe".into(),
+                        json!({"httpGet": {"path": "/r", "port": 1234}}),
+                    );
+                }
+                if pre_stop {
+                    c.insert(
+                        "lifecycle".into(),
+                        json!({"preStop": {"sleep": {"seconds": 3}}}),
+                    );
+                }
+                if env_from {
+                    let source = if secret {
+                        json!({"secretRef": {"name": "s"}})
+                    } else {
+                        json!({"configMapRef": {"name": "known"}})
+                    };
+                    c.insert("envFrom".into(), json!([source]));
+                }
+                if unknown {
+                    c.insert("futureField".into(), json!({"keep": [1, 2]}));
+                }
+                Value::Object(c)
+            },
+        )
+}
+
+fn pod() -> impl Strategy<Value = Value> {
+    (
+        prop::collection::vec(container(), 1..4),
+        any::<(bool, bool, bool)>(),
+        prop::option::of(prop::sample::select(vec!["Always", "Never", "OnFailure"])),
+        prop::option::of(prop::sample::select(vec![0i64, 10, 30, 45, 300])),
+        prop::option::of(prop::sample::select(vec![
+            "off",
+            "on",
+            "x",
+            "probes",
+            "env,lifecycle",
+            "resources",
+        ])),
+        prop::option::of(prop::sample::select(vec![
+            "web", "worker", "job", "nonsense",
+        ])),
+    )
+        .prop_map(
+            |(
+                mut containers,
+                (labeled, annotated, pod_resources),
+                restart,
+                grace,
+                skip,
+                profile,
+            )| {
+                // Container names are unique in a valid Pod.
+                let mut seen = std::collections::HashSet::new();
+                containers
+                    .retain(|c| seen.insert(c["name"].as_str().unwrap_or_default().to_string()));
+                let mut metadata = json!({"name": "p", "namespace": "n"});
+                if labeled {
+                    metadata["labels"] = json!({"pytune.io/runtime": "python", "app": "p"});
+                }
+                if annotated {
+                    let mut annotations = Map::new();
+                    match skip {
+                        Some(mode @ ("off" | "on" | "x")) => {
+                            annotations.insert("pytune.io/mode".into(), json!(mode));
+                        }
+                        Some(skip) => {
+                            annotations.insert("pytune.io/skip".into(), json!(skip));
+                        }
+                        None => {}
+                    }
+                    if let Some(profile) = profile {
+                        annotations.insert("pytune.io/profile".into(), json!(profile));
+                    }
+                    annotations.insert("other.io/keep".into(), json!("yes"));
+                    metadata["annotations"] = Value::Object(annotations);
+                }
+                let mut spec = json!({"containers": containers, "futurePodField": {"a": 1}});
+                if let Some(restart) = restart {
+                    spec["restartPolicy"] = json!(restart);
+                }
+                if let Some(grace) = grace {
+                    spec["terminationGracePeriodSeconds"] = json!(grace);
+                }
+                if pod_resources {
+                    spec["resources"] = json!({"limits": {"cpu": "2", "memory": "2Gi"}});
+                }
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec})
+            },
+        )
+}
+
+fn contexts() -> impl Strategy<Value = Context> {
+    prop::option::of(prop::sample::select(vec![(1u32, 28u32), (1, 30), (1, 36)])).prop_map(
+        |version| {
+            let mut ctx = Context {
+                kubernetes_version: version.map(|(major, minor)| KubeVersion::new(major, minor)),
+                ..Context::default()
+            };
+            ctx.config_map_keys
+                .insert("known".into(), ["WEB_CONCURRENCY".to_string()].into());
+            ctx
+        },
+    )
+}
+
+/// Every leaf of `original`, with its pointer.
+fn leaves(value: &Value, pointer: String, out: &mut Vec<(String, Value)>) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (key, child) in map {
+                let token = key.replace('~', "~0").replace('/', "~1");
+                leaves(child, format!("{pointer}/{token}"), out);
+            }
+        }
+        Value::Array(items) if !items.is_empty() => {
+            for (i, child) in items.iter().enumerate() {
+                leaves(child, format!("{pointer}/{i}"), out);
+            }
+        }
+        other => out.push((pointer, other.clone())),
+    }
+}
+
+fn check_requests_within_limits(pod: &Value) -> Result<(), String> {
+    for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
+        for (key, parse) in [
+            ("cpu", quantity::cpu_millis as fn(&str) -> _),
+            ("memory", quantity::memory_bytes),
+        ] {
+            let request = c["resources"]["requests"][key]
+                .as_str()
+                .and_then(|t| parse(t).ok());
+            let limit = c["resources"]["limits"][key]
+                .as_str()
+                .and_then(|t| parse(t).ok());
+            if let (Some(request), Some(limit)) = (request, limit)
+                && request > limit
+            {
+                return Err(format!(
+                    "{} {key}: request {request} > limit {limit}",
+                    c["name"]
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether the user's own pair was already invalid (pytune cannot be blamed for it).
+fn user_pair_invalid(pod: &Value) -> bool {
+    check_requests_within_limits(pod).is_err()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn engine_invariants(pod in pod(), ctx in contexts()) {
+        let policy = Policy::embedded();
+        let plan = engine::plan(&pod, &policy, &ctx).expect("generated Pods are valid");
+
+        // Only `add` operations, and the patch applies to the JSON as received.
+        for op in &plan.patch.0 {
+            prop_assert!(matches!(op, json_patch::PatchOperation::Add(_)), "non-add op {op:?}");
+        }
+        let mut mutated = pod.clone();
+        json_patch::patch(&mut mutated, &plan.patch).map_err(|err| TestCaseError::fail(err.to_string()))?;
+
+        // No value the user set changes; the only exception is the grace period of 30, which the
+        // API server writes when the user wrote none.
+        let mut original_leaves = Vec::new();
+        leaves(&pod, String::new(), &mut original_leaves);
+        for (pointer, value) in original_leaves {
+            if pointer == "/spec/terminationGracePeriodSeconds" && value == json!(30) {
+                continue;
+            }
+            let now = mutated.pointer(&pointer);
+            let kept = now == Some(&value) || (value.is_object() || value.is_array()) && now.is_some();
+            prop_assert!(kept, "{pointer} changed from {value} to {now:?}");
+        }
+
+        // Nothing but what the plan lists changed: every new leaf sits under a change's path.
+        let mut new_leaves = Vec::new();
+        leaves(&mutated, String::new(), &mut new_leaves);
+        for (pointer, _) in new_leaves {
+            if pod.pointer(&pointer).is_some() { continue; }
+            let covered = plan.changes.iter().any(|c| pointer == c.path || pointer.starts_with(&format!("{}/", c.path)));
+            prop_assert!(covered, "{pointer} added but no change explains it");
+        }
+
+        if !user_pair_invalid(&pod) {
+            check_requests_within_limits(&mutated).map_err(TestCaseError::fail)?;
+        }
+
+        // Still a Pod.
+        serde_json::from_value::<Pod>(mutated.clone()).map_err(|err| TestCaseError::fail(err.to_string()))?;
+
+        // Idempotent.
+        let again = engine::plan(&mutated, &policy, &ctx).expect("mutated Pod is valid");
+        prop_assert!(again.is_empty(), "second run adds {:?}", again.change_summaries());
+
+        for warning in plan.warning_texts() {
+            prop_assert!(warning.chars().count() <= MAX_WARNING_CHARS, "long warning: {warning}");
+        }
+
+        // Sized values are integers ≥ 1.
+        for change in &plan.changes {
+            let sized = ["WEB_CONCURRENCY", "PYTHON_CPU_COUNT", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"];
+            if sized.iter().any(|name| change.field == format!("env.{name}")) {
+                let value: u32 = change.value.as_str().and_then(|v| v.parse().ok()).unwrap_or(0);
+                prop_assert!(value >= 1, "{} = {}", change.field, change.value);
+            }
+        }
+
+        // Unlabeled or opted-out Pods are never touched.
+        let labeled = pod["metadata"]["labels"]["pytune.io/runtime"] == "python";
+        let mode = pod["metadata"]["annotations"]["pytune.io/mode"].as_str();
+        if !labeled || matches!(mode, Some("off") | Some("x")) {
+            prop_assert!(plan.is_empty());
+        }
+    }
+}
