@@ -101,17 +101,24 @@ pub enum Libc {
 #[serde(rename_all = "camelCase")]
 pub struct ServerFlags {
     /// `--bind`/`-b` (gunicorn, hypercorn) given.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bind: Option<String>,
     /// `--host` (uvicorn, granian, flask) given.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
     /// A port from `--port` or the bind address.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<i32>,
     /// `--workers`/`-w` (or `--processes`) given explicitly.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub workers: Option<u32>,
     /// gunicorn `--graceful-timeout`, uvicorn `--timeout-graceful-shutdown`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub graceful_timeout: Option<u32>,
     /// celery `--concurrency`/`-c`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub threads: Option<u32>,
 }
 
@@ -184,9 +191,10 @@ pub fn detect(container: &Container) -> Detection {
             }
         }
         if detection.server == Server::Unknown {
-            detection
-                .evidence
-                .push(format!("command {:?} is not a known server", argv.join(" ")));
+            detection.evidence.push(format!(
+                "command {:?} is not a known server",
+                argv.join(" ")
+            ));
         }
     } else {
         detection
@@ -199,7 +207,9 @@ pub fn detect(container: &Container) -> Detection {
         let words = shlex::split(cmd_args).unwrap_or_default();
         if detection.server == Server::Unknown {
             detection.server = Server::Gunicorn;
-            detection.evidence.push("env: GUNICORN_CMD_ARGS".to_string());
+            detection
+                .evidence
+                .push("env: GUNICORN_CMD_ARGS".to_string());
         }
         if detection.server == Server::Gunicorn {
             gunicorn_flags(&words, &mut detection);
@@ -236,14 +246,18 @@ pub fn detect(container: &Container) -> Detection {
     }
 
     // The image reference.
-    let image = container.image.as_deref().unwrap_or("").to_ascii_lowercase();
+    let image = container
+        .image
+        .as_deref()
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let image_name = image.rsplit('/').next().unwrap_or("");
     if detection.server == Server::Unknown && image_name.contains("uvicorn-gunicorn") {
         detection.server = Server::Gunicorn;
         detection.worker_class = Some(WorkerClass::Uvicorn);
-        detection
-            .evidence
-            .push(format!("image: {image_name} runs gunicorn with uvicorn workers"));
+        detection.evidence.push(format!(
+            "image: {image_name} runs gunicorn with uvicorn workers"
+        ));
     }
     if image.contains("alpine") || image.contains("musl") {
         detection.libc = Libc::Musl;
@@ -258,7 +272,9 @@ pub fn detect(container: &Container) -> Detection {
             WorkerClass::Sync
         });
     }
-    if detection.server == Server::Unknown && detection.evidence.iter().all(|e| !e.starts_with("env:")) {
+    if detection.server == Server::Unknown
+        && detection.evidence.iter().all(|e| !e.starts_with("env:"))
+    {
         detection.evidence.push("no server recognised".to_string());
     }
     detection
@@ -276,9 +292,8 @@ fn command_segments(argv: &[String]) -> (Vec<Vec<String>>, Option<ShellWrapper>)
         if let Some(script) = script_at.and_then(|i| argv.get(i + 1)) {
             let mut segments = Vec::new();
             for line in script.lines() {
-                let words = shlex::split(line).unwrap_or_else(|| {
-                    line.split_whitespace().map(str::to_string).collect()
-                });
+                let words = shlex::split(line)
+                    .unwrap_or_else(|| line.split_whitespace().map(str::to_string).collect());
                 let mut current = Vec::new();
                 for word in words {
                     let operator = matches!(word.as_str(), "&&" | "||" | ";" | "|" | "&");
@@ -315,6 +330,15 @@ fn is_launcher(word: &str) -> bool {
     )
 }
 
+/// Two-word launchers: `poetry run X`, `newrelic-admin run-program X`.
+fn runs_next_command(base: &str, next: Option<&str>) -> bool {
+    match next {
+        Some("run") => matches!(base, "poetry" | "pipenv" | "uv" | "pdm" | "hatch"),
+        Some("run-program") => base == "newrelic-admin",
+        _ => false,
+    }
+}
+
 /// Strips launchers, `VAR=value` prefixes and the interpreter, returning the program and its args.
 fn program_of(segment: &[String]) -> Option<(String, &[String])> {
     let mut i = 0;
@@ -323,11 +347,7 @@ fn program_of(segment: &[String]) -> Option<(String, &[String])> {
         let base = basename(word);
         if is_launcher(base) || word == "--" || (word.contains('=') && !word.starts_with('-')) {
             i += 1;
-        } else if matches!(base, "poetry" | "pipenv" | "uv" | "pdm" | "hatch")
-            && segment.get(i + 1).map(String::as_str) == Some("run")
-        {
-            i += 2;
-        } else if base == "newrelic-admin" && segment.get(i + 1).map(String::as_str) == Some("run-program") {
+        } else if runs_next_command(base, segment.get(i + 1).map(String::as_str)) {
             i += 2;
         } else if base.starts_with("python") {
             // python [-u -O …] (-m module | script.py) args
@@ -355,7 +375,10 @@ fn program_of(segment: &[String]) -> Option<(String, &[String])> {
 fn identify(segment: &[String], detection: &mut Detection) -> Option<Server> {
     let (program, args) = program_of(segment)?;
     let program = program.trim_end_matches(".py").to_string();
-    let sub = args.iter().find(|arg| !arg.starts_with('-')).map(String::as_str);
+    let sub = args
+        .iter()
+        .find(|arg| !arg.starts_with('-'))
+        .map(String::as_str);
     let server = match program.as_str() {
         "gunicorn" => Server::Gunicorn,
         "uvicorn" => Server::Uvicorn,
@@ -392,8 +415,8 @@ fn identify(segment: &[String], detection: &mut Detection) -> Option<Server> {
         Server::Hypercorn => generic_flags(args, detection),
         Server::Uwsgi => uwsgi_flags(args, detection),
         Server::CeleryWorker => {
-            detection.flags.concurrency = flag_value(args, &["-c", "--concurrency"])
-                .and_then(|v| v.parse().ok());
+            detection.flags.concurrency =
+                flag_value(args, &["-c", "--concurrency"]).and_then(|v| v.parse().ok());
         }
         _ => {}
     }
@@ -410,7 +433,12 @@ fn flag_value(args: &[String], names: &[&str]) -> Option<String> {
             if let Some(value) = arg.strip_prefix(&format!("{name}=")) {
                 return Some(value.to_string());
             }
-            if name.len() == 2 && !name.starts_with("--") && arg.starts_with(name) && arg.len() > 2 && !arg.starts_with("--") {
+            if name.len() == 2
+                && !name.starts_with("--")
+                && arg.starts_with(name)
+                && arg.len() > 2
+                && !arg.starts_with("--")
+            {
                 return Some(arg[2..].to_string());
             }
         }
@@ -523,7 +551,14 @@ mod tests {
     fn gunicorn_with_flags() {
         let d = detect(&container(
             &["gunicorn"],
-            &["app.wsgi", "--bind=0.0.0.0:8000", "-k", "gevent", "--graceful-timeout", "20"],
+            &[
+                "app.wsgi",
+                "--bind=0.0.0.0:8000",
+                "-k",
+                "gevent",
+                "--graceful-timeout",
+                "20",
+            ],
         ));
         assert_eq!(d.server, Server::Gunicorn);
         assert_eq!(d.worker_class, Some(WorkerClass::Async));
@@ -534,7 +569,10 @@ mod tests {
 
     #[test]
     fn gunicorn_uvicorn_worker_and_threads() {
-        let d = detect(&container(&["gunicorn", "-k", "uvicorn.workers.UvicornWorker", "m:app"], &[]));
+        let d = detect(&container(
+            &["gunicorn", "-k", "uvicorn.workers.UvicornWorker", "m:app"],
+            &[],
+        ));
         assert_eq!(d.worker_class, Some(WorkerClass::Uvicorn));
         let d = detect(&container(&["gunicorn", "--threads", "4", "m:app"], &[]));
         assert_eq!(d.worker_class, Some(WorkerClass::Gthread));
@@ -550,7 +588,10 @@ mod tests {
         ));
         assert_eq!(d.server, Server::Gunicorn);
         assert_eq!(d.shell, Some(ShellWrapper { exec: true }));
-        let d = detect(&container(&["bash", "-lc", "cd /app; uvicorn main:app --port 9000"], &[]));
+        let d = detect(&container(
+            &["bash", "-lc", "cd /app; uvicorn main:app --port 9000"],
+            &[],
+        ));
         assert_eq!(d.server, Server::Uvicorn);
         assert_eq!(d.shell, Some(ShellWrapper { exec: false }));
         assert_eq!(d.flags.port, Some(9000));
@@ -559,43 +600,124 @@ mod tests {
 
     #[test]
     fn python_dash_m_and_launchers() {
-        assert_eq!(detect(&container(&["python", "-m", "uvicorn", "a:b"], &[])).server, Server::Uvicorn);
-        assert_eq!(detect(&container(&["python3", "-u", "-m", "celery", "-A", "x", "worker"], &[])).server, Server::CeleryWorker);
-        assert_eq!(detect(&container(&["tini", "--", "poetry", "run", "hypercorn", "a:b"], &[])).server, Server::Hypercorn);
-        assert_eq!(detect(&container(&["ddtrace-run", "gunicorn", "a:b"], &[])).server, Server::Gunicorn);
+        assert_eq!(
+            detect(&container(&["python", "-m", "uvicorn", "a:b"], &[])).server,
+            Server::Uvicorn
+        );
+        assert_eq!(
+            detect(&container(
+                &["python3", "-u", "-m", "celery", "-A", "x", "worker"],
+                &[]
+            ))
+            .server,
+            Server::CeleryWorker
+        );
+        assert_eq!(
+            detect(&container(
+                &["tini", "--", "poetry", "run", "hypercorn", "a:b"],
+                &[]
+            ))
+            .server,
+            Server::Hypercorn
+        );
+        assert_eq!(
+            detect(&container(&["ddtrace-run", "gunicorn", "a:b"], &[])).server,
+            Server::Gunicorn
+        );
     }
 
     #[test]
     fn workers_queues_and_dev_servers() {
-        let celery = detect(&container(&["celery", "-A", "proj", "worker", "-c", "4"], &[]));
+        let celery = detect(&container(
+            &["celery", "-A", "proj", "worker", "-c", "4"],
+            &[],
+        ));
         assert_eq!(celery.server, Server::CeleryWorker);
         assert_eq!(celery.flags.concurrency, Some(4));
-        assert_eq!(detect(&container(&["celery", "-A", "proj", "beat"], &[])).server, Server::CeleryBeat);
-        assert_eq!(detect(&container(&["rq", "worker", "high"], &[])).server, Server::Rq);
-        assert_eq!(detect(&container(&["dramatiq", "tasks"], &[])).server, Server::Dramatiq);
-        assert_eq!(detect(&container(&["python", "manage.py", "runserver", "0:8000"], &[])).server, Server::DjangoRunserver);
-        assert_eq!(detect(&container(&["flask", "run", "--host", "0.0.0.0"], &[])).server, Server::FlaskRun);
-        assert_eq!(detect(&container(&["daphne", "-b", "0.0.0.0", "-p", "8001", "a.asgi:app"], &[])).flags.port, Some(8001));
-        assert_eq!(detect(&container(&["granian", "--interface", "asgi", "a:app"], &[])).server, Server::Granian);
-        assert_eq!(detect(&container(&["uwsgi", "--http", ":8080", "--processes", "4"], &[])).flags.workers, Some(4));
+        assert_eq!(
+            detect(&container(&["celery", "-A", "proj", "beat"], &[])).server,
+            Server::CeleryBeat
+        );
+        assert_eq!(
+            detect(&container(&["rq", "worker", "high"], &[])).server,
+            Server::Rq
+        );
+        assert_eq!(
+            detect(&container(&["dramatiq", "tasks"], &[])).server,
+            Server::Dramatiq
+        );
+        assert_eq!(
+            detect(&container(
+                &["python", "manage.py", "runserver", "0:8000"],
+                &[]
+            ))
+            .server,
+            Server::DjangoRunserver
+        );
+        assert_eq!(
+            detect(&container(&["flask", "run", "--host", "0.0.0.0"], &[])).server,
+            Server::FlaskRun
+        );
+        assert_eq!(
+            detect(&container(
+                &["daphne", "-b", "0.0.0.0", "-p", "8001", "a.asgi:app"],
+                &[]
+            ))
+            .flags
+            .port,
+            Some(8001)
+        );
+        assert_eq!(
+            detect(&container(
+                &["granian", "--interface", "asgi", "a:app"],
+                &[]
+            ))
+            .server,
+            Server::Granian
+        );
+        assert_eq!(
+            detect(&container(
+                &["uwsgi", "--http", ":8080", "--processes", "4"],
+                &[]
+            ))
+            .flags
+            .workers,
+            Some(4)
+        );
     }
 
     #[test]
     fn evidence_without_a_command() {
-        let d = detect(&with_env(container(&[], &[]), &[("GUNICORN_CMD_ARGS", "--bind 0.0.0.0:9000 --workers 3")]));
+        let d = detect(&with_env(
+            container(&[], &[]),
+            &[("GUNICORN_CMD_ARGS", "--bind 0.0.0.0:9000 --workers 3")],
+        ));
         assert_eq!(d.server, Server::Gunicorn);
         assert_eq!(d.flags.port, Some(9000));
         assert_eq!(d.flags.workers, Some(3));
-        let d = detect(&with_env(container(&[], &[]), &[("UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN", "15")]));
+        let d = detect(&with_env(
+            container(&[], &[]),
+            &[("UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN", "15")],
+        ));
         assert_eq!(d.server, Server::Uvicorn);
         assert_eq!(d.flags.graceful_timeout, Some(15));
-        let d = detect(&with_env(container(&[], &[]), &[("DJANGO_SETTINGS_MODULE", "a.settings")]));
+        let d = detect(&with_env(
+            container(&[], &[]),
+            &[("DJANGO_SETTINGS_MODULE", "a.settings")],
+        ));
         assert_eq!(d.server, Server::Unknown);
-        assert!(d.evidence.iter().any(|e| e.contains("DJANGO_SETTINGS_MODULE")));
+        assert!(
+            d.evidence
+                .iter()
+                .any(|e| e.contains("DJANGO_SETTINGS_MODULE"))
+        );
         let mut image = container(&[], &[]);
         image.image = Some("tiangolo/uvicorn-gunicorn-fastapi:python3.11-alpine".into());
         let d = detect(&image);
-        assert_eq!((d.server, d.worker_class, d.libc), (Server::Gunicorn, Some(WorkerClass::Uvicorn), Libc::Musl));
+        assert_eq!(
+            (d.server, d.worker_class, d.libc),
+            (Server::Gunicorn, Some(WorkerClass::Uvicorn), Libc::Musl)
+        );
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub struct Policy {
     pub features: Features,
     pub profiles: Profiles,
     pub probes: ProbeDefaults,
+    pub sizing: Sizing,
     pub lifecycle: LifecycleDefaults,
     pub env: EnvDefaults,
     /// Set when loading: a short hash of the effective policy, recorded on every mutated Pod.
@@ -115,6 +116,41 @@ pub struct ProbeTiming {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Sizing {
+    pub formulas: Formulas,
+    /// Memory one worker process is budgeted, as a quantity (`160Mi`).
+    pub memory_per_worker: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Formulas {
+    pub gunicorn_sync: Formula,
+    pub gunicorn_threaded: Formula,
+    pub gunicorn_async: Formula,
+    pub asgi: Formula,
+    pub unknown: Formula,
+}
+
+/// `perCpu × CPUs + plus` worker processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Formula {
+    pub per_cpu: u32,
+    pub plus: u32,
+}
+
+impl Formula {
+    pub fn workers(self, cpus: u32) -> u32 {
+        self.per_cpu
+            .saturating_mul(cpus)
+            .saturating_add(self.plus)
+            .max(1)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LifecycleDefaults {
     pub pre_stop_sleep_seconds: u32,
     pub exec_fallback: Vec<String>,
@@ -128,6 +164,10 @@ pub struct EnvDefaults {
     pub web_concurrency: bool,
     pub python_cpu_count: bool,
     pub thread_caps: Vec<String>,
+    #[serde(default)]
+    pub malloc_arena_max: Option<String>,
+    pub gunicorn_port: bool,
+    pub uvicorn_graceful_shutdown: bool,
     pub fixed_when_env_from_unknown: bool,
 }
 
@@ -217,6 +257,40 @@ impl Policy {
             if value.is_empty() {
                 return Err(field(format!("env.fixed.{key}"), "must not be empty"));
             }
+        }
+        quantity::memory_bytes(&self.sizing.memory_per_worker)
+            .ok()
+            .filter(|bytes| *bytes > 0)
+            .ok_or_else(|| {
+                field(
+                    "sizing.memoryPerWorker",
+                    format!(
+                        "{:?} is not a memory quantity above zero (e.g. 160Mi)",
+                        self.sizing.memory_per_worker
+                    ),
+                )
+            })?;
+        for (name, formula) in [
+            ("gunicornSync", self.sizing.formulas.gunicorn_sync),
+            ("gunicornThreaded", self.sizing.formulas.gunicorn_threaded),
+            ("gunicornAsync", self.sizing.formulas.gunicorn_async),
+            ("asgi", self.sizing.formulas.asgi),
+            ("unknown", self.sizing.formulas.unknown),
+        ] {
+            if formula.per_cpu == 0 && formula.plus == 0 {
+                return Err(field(
+                    format!("sizing.formulas.{name}"),
+                    "perCpu and plus cannot both be 0 (a server needs at least one worker)",
+                ));
+            }
+        }
+        if let Some(value) = &self.env.malloc_arena_max
+            && value.parse::<u32>().map_or(true, |n| n == 0)
+        {
+            return Err(field(
+                "env.mallocArenaMax",
+                "must be a positive integer such as \"2\", or null",
+            ));
         }
         for (i, name) in self.env.thread_caps.iter().enumerate() {
             validate_env_name(&format!("env.threadCaps[{i}]"), name)?;
@@ -431,6 +505,24 @@ mod tests {
             Policy::from_yaml("- 1\n- 2\n"),
             Err(PolicyError::NotAMapping)
         ));
+    }
+
+    #[test]
+    fn sizing_is_validated() {
+        let err = Policy::from_yaml("sizing: { memoryPerWorker: 0 }").unwrap_err();
+        assert!(err.to_string().contains("sizing.memoryPerWorker"), "{err}");
+        let err = Policy::from_yaml("sizing: { formulas: { asgi: { perCpu: 0, plus: 0 } } }")
+            .unwrap_err();
+        assert!(err.to_string().contains("sizing.formulas.asgi"), "{err}");
+        let err = Policy::from_yaml("env: { mallocArenaMax: \"many\" }").unwrap_err();
+        assert!(err.to_string().contains("env.mallocArenaMax"), "{err}");
+        assert!(
+            Policy::from_yaml("env: { mallocArenaMax: null }")
+                .unwrap()
+                .env
+                .malloc_arena_max
+                .is_none()
+        );
     }
 
     #[test]

@@ -14,6 +14,10 @@ pub mod annotations {
     pub const PROFILE: &str = "pytune.io/profile";
     pub const PORT: &str = "pytune.io/port";
     pub const HEALTH_PATH: &str = "pytune.io/health-path";
+    /// Pins `WEB_CONCURRENCY` to a number of workers.
+    pub const WORKERS: &str = "pytune.io/workers";
+    /// Memory budget of one worker process, for sizing and memory checks.
+    pub const MEMORY_PER_WORKER: &str = "pytune.io/memory-per-worker";
     /// Written by pytune: one line per value it added.
     pub const INJECTED: &str = "pytune.io/injected";
     /// Written by pytune: the revision of the policy that made the changes.
@@ -36,6 +40,9 @@ pub struct Directives {
     pub profile: Option<WorkloadProfile>,
     pub port: Option<PortRef>,
     pub health_path: Option<String>,
+    pub workers: Option<u32>,
+    /// `(text, bytes)` of the memory-per-worker annotation.
+    pub memory_per_worker: Option<(String, u64)>,
 }
 
 fn list(value: &str) -> impl Iterator<Item = &str> {
@@ -132,6 +139,27 @@ pub fn read(pod: &Pod, warnings: &mut Vec<Warning>) -> Directives {
                 "{}={path:?} must be a path starting with /; TCP probes used",
                 annotations::HEALTH_PATH
             )));
+        }
+    }
+    if let Some(workers) = get(annotations::WORKERS) {
+        match workers.trim().parse::<u32>() {
+            Ok(count) if (1..=1024).contains(&count) => directives.workers = Some(count),
+            _ => warnings.push(Warning::pod(format!(
+                "{}={workers:?} is not a worker count (1-1024); sized from CPU instead",
+                annotations::WORKERS
+            ))),
+        }
+    }
+
+    if let Some(memory) = get(annotations::MEMORY_PER_WORKER) {
+        match crate::quantity::memory_bytes(memory) {
+            Ok(bytes) if bytes > 0 => {
+                directives.memory_per_worker = Some((memory.trim().to_string(), bytes));
+            }
+            _ => warnings.push(Warning::pod(format!(
+                "{}={memory:?} is not a memory size like 200Mi; policy value used",
+                annotations::MEMORY_PER_WORKER
+            ))),
         }
     }
     directives

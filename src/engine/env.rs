@@ -7,7 +7,9 @@ use std::collections::{BTreeSet, HashSet};
 use serde_json::{Value, json};
 
 use super::resources::SizingBase;
-use super::{Feature, Planner, Target, Warning, WorkloadProfile, sizing};
+use super::sizing::WorkerPlan;
+use super::{Feature, Planner, Target, Warning, WorkloadProfile};
+use crate::detect::{Libc, Server};
 use crate::quantity;
 
 /// What the container's `envFrom` sources may define.
@@ -51,7 +53,36 @@ fn fixed_reason(name: &str) -> &'static str {
     }
 }
 
-pub fn plan(target: &Target, base: &SizingBase, planner: &mut Planner) {
+/// The port `PORT` should carry for a gunicorn that has no `--bind`, when pytune may add it.
+pub fn gunicorn_port(target: &Target, planner: &Planner) -> Option<i32> {
+    let detection = &target.info.detection;
+    if detection.server != Server::Gunicorn
+        || detection.flags.bind.is_some()
+        || !planner.policy.env.gunicorn_port
+        || target.container.ports.as_ref().is_none_or(Vec::is_empty)
+    {
+        return None;
+    }
+    let defined = target
+        .container
+        .env
+        .iter()
+        .flatten()
+        .any(|var| var.name == "PORT");
+    let sources = env_from(target, planner);
+    if defined || sources.known_keys.contains("PORT") || !sources.unknown_sources.is_empty() {
+        return None;
+    }
+    target.port
+}
+
+pub fn plan(
+    target: &Target,
+    base: &SizingBase,
+    workers: &WorkerPlan,
+    port_env: Option<i32>,
+    planner: &mut Planner,
+) {
     let defined: HashSet<&str> = target
         .container
         .env
@@ -90,9 +121,46 @@ pub fn plan(target: &Target, base: &SizingBase, planner: &mut Planner) {
             additions.push((var.clone(), value.clone(), fixed_reason(var).to_string()));
         }
     }
+    if let Some(arenas) = &policy.env.malloc_arena_max {
+        let var = "MALLOC_ARENA_MAX";
+        if target.info.detection.libc == Libc::Musl {
+            planner.note(
+                Some(&name),
+                Feature::Env,
+                format!("{var} not added: musl image, glibc-only setting"),
+            );
+        } else if !defined.contains(var) && !sources.known_keys.contains(var) && fixed_allowed {
+            additions.push((
+                var.to_string(),
+                arenas.clone(),
+                format!("glibc makes up to 8 malloc arenas per core; {arenas} bounds memory growth of threaded Python"),
+            ));
+        }
+    }
 
     // Values computed from the CPU the container gets.
-    let computed = computed(target, base, &defined, planner);
+    let mut computed = computed(target, base, workers, &defined, planner);
+    if let Some(port) = port_env {
+        computed.push((
+            "PORT".to_string(),
+            port.to_string(),
+            format!("gunicorn has no --bind: with PORT it binds 0.0.0.0:{port} instead of 127.0.0.1:8000"),
+        ));
+    }
+    let detection = &target.info.detection;
+    if detection.server == Server::Uvicorn
+        && detection.flags.graceful_timeout.is_none()
+        && policy.env.uvicorn_graceful_shutdown
+        && let Some(drain) = policy.profile(target.info.profile).drain_seconds
+    {
+        computed.push((
+            "UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN".to_string(),
+            drain.to_string(),
+            format!(
+                "uvicorn waits for open connections without limit; {drain}s fits the grace period"
+            ),
+        ));
+    }
     let mut blocked_by_unknown = Vec::new();
     for (var, value, reason) in computed {
         if defined.contains(var.as_str()) {
@@ -150,44 +218,38 @@ pub fn plan(target: &Target, base: &SizingBase, planner: &mut Planner) {
 fn computed(
     target: &Target,
     base: &SizingBase,
+    workers: &WorkerPlan,
     defined: &HashSet<&str>,
     planner: &mut Planner,
 ) -> Vec<(String, String, String)> {
     let policy = planner.policy;
+    let server = target.info.detection.server;
+    let mut out = Vec::new();
+
+    if target.info.profile == WorkloadProfile::Web && policy.env.web_concurrency {
+        match workers {
+            WorkerPlan::Set { count, reason } if !defined.contains("WEB_CONCURRENCY") => {
+                out.push((
+                    "WEB_CONCURRENCY".to_string(),
+                    count.to_string(),
+                    reason.clone(),
+                ));
+            }
+            WorkerPlan::NotSized(why) => {
+                planner.note(Some(target.name()), Feature::Env, why.clone())
+            }
+            _ => {}
+        }
+    }
     let Some(millis) = base.cpu_millis else {
         planner.note(
             Some(target.name()),
             Feature::Env,
-            "no CPU request or limit to size workers and threads from",
+            "no CPU request or limit to size threads from",
         );
-        return Vec::new();
+        return out;
     };
     let cpus = quantity::whole_cpus(millis);
-    let mut out = Vec::new();
-
-    let planned_workers = match target.info.profile {
-        WorkloadProfile::Web if policy.env.web_concurrency => sizing::web_workers(target, base),
-        _ => None,
-    };
-    // The user's own WEB_CONCURRENCY, when it is a number, is what the server will run.
-    let user_workers = target
-        .container
-        .env
-        .iter()
-        .flatten()
-        .find(|var| var.name == "WEB_CONCURRENCY")
-        .and_then(|var| var.value.as_deref())
-        .and_then(|value| value.trim().parse::<u32>().ok())
-        .filter(|count| *count >= 1);
-    if let Some(workers) = &planned_workers
-        && !defined.contains("WEB_CONCURRENCY")
-    {
-        out.push((
-            "WEB_CONCURRENCY".to_string(),
-            workers.count.to_string(),
-            workers.reason.clone(),
-        ));
-    }
     if policy.env.python_cpu_count {
         out.push((
             "PYTHON_CPU_COUNT".to_string(),
@@ -198,17 +260,28 @@ fn computed(
             ),
         ));
     }
-    let workers = user_workers
-        .or(planned_workers.map(|w| w.count))
-        .unwrap_or(1);
-    let threads = (cpus / workers).max(1);
+    if server == Server::CeleryBeat {
+        planner.note(
+            Some(target.name()),
+            Feature::Env,
+            "celery beat only schedules: no thread sizing",
+        );
+        return out;
+    }
+    let (processes, what) = match (workers.processes(), server) {
+        (Some(count), _) if target.info.profile == WorkloadProfile::Web => (count, "worker(s)"),
+        (_, Server::CeleryWorker) => (
+            target.info.detection.flags.concurrency.unwrap_or(cpus),
+            "celery process(es)",
+        ),
+        _ => (1, "process"),
+    };
+    let threads = (cpus / processes.max(1)).max(1);
     for var in &policy.env.thread_caps {
         out.push((
             var.clone(),
             threads.to_string(),
-            format!(
-                "native thread pools sized from the node's cores; {threads} = {cpus} CPU(s) / {workers} worker(s)"
-            ),
+            format!("native pools size from the node's cores; {cpus} CPU(s) / {processes} {what} = {threads}"),
         ));
     }
     out

@@ -5,6 +5,8 @@ use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
 use super::{Feature, KubeVersion, Planner, Target, Warning, WorkloadProfile};
+use crate::detect::Server;
+use crate::policy::Policy;
 
 /// The first version where the native `sleep` preStop action is on by default (beta in 1.30).
 pub const NATIVE_SLEEP_SINCE: KubeVersion = KubeVersion::new(1, 30);
@@ -83,6 +85,29 @@ fn pause_seconds(target: &Target, policy_pause: u32) -> i64 {
         .map_or(i64::from(policy_pause), |sleep| sleep.seconds.max(0))
 }
 
+/// Seconds the server needs after SIGTERM, and where that number comes from.
+fn drain_seconds(target: &Target, policy: &Policy) -> (i64, String) {
+    let detection = &target.info.detection;
+    let profile_drain = policy
+        .profile(target.info.profile)
+        .drain_seconds
+        .unwrap_or(0);
+    match (detection.server, detection.flags.graceful_timeout) {
+        (Server::Gunicorn, Some(timeout)) => {
+            (i64::from(timeout), "gunicorn --graceful-timeout".into())
+        }
+        (Server::Gunicorn, None) => (30, "gunicorn's default graceful timeout".into()),
+        (Server::Uvicorn, Some(timeout)) => {
+            (i64::from(timeout), "uvicorn graceful shutdown".into())
+        }
+        (server, _) if server != Server::Unknown => (
+            i64::from(profile_drain),
+            format!("{} drain, policy", server.name()),
+        ),
+        _ => (i64::from(profile_drain), "policy".into()),
+    }
+}
+
 pub fn plan_grace_period(pod: &Pod, targets: &[Target], planner: &mut Planner) {
     let policy = planner.policy;
     let margin = i64::from(policy.lifecycle.margin_seconds);
@@ -91,21 +116,12 @@ pub fn plan_grace_period(pod: &Pod, targets: &[Target], planner: &mut Planner) {
         .filter(|target| shuts_down_gracefully(target))
         .map(|target| {
             let pause = pause_seconds(target, policy.lifecycle.pre_stop_sleep_seconds);
-            let drain = i64::from(
-                policy
-                    .profile(target.info.profile)
-                    .drain_seconds
-                    .unwrap_or(0),
-            );
-            (
-                pause + drain + margin,
-                pause,
-                drain,
-                target.name().to_string(),
-            )
+            let (drain, source) = drain_seconds(target, policy);
+            let name = target.name().to_string();
+            (pause + drain + margin, pause, drain, source, name)
         })
         .max_by_key(|(total, ..)| *total);
-    let Some((required, pause, drain, container)) = needed else {
+    let Some((required, pause, drain, source, container)) = needed else {
         return;
     };
     let current = pod
@@ -116,7 +132,7 @@ pub fn plan_grace_period(pod: &Pod, targets: &[Target], planner: &mut Planner) {
     if effective >= required {
         return;
     }
-    let breakdown = format!("{pause}s pause + {drain}s drain + {margin}s margin");
+    let breakdown = format!("{pause}s pause + {drain}s drain ({source}) + {margin}s margin");
     if effective == DEFAULT_GRACE_SECONDS {
         let path = planner.builder.set(
             &["spec", "terminationGracePeriodSeconds"],

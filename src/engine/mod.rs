@@ -7,6 +7,8 @@
 mod directives;
 mod env;
 mod lifecycle;
+mod lint;
+mod listen;
 mod plan;
 mod probes;
 mod record;
@@ -249,15 +251,30 @@ fn plan_typed(pod: &Pod, pod_json: &Value, policy: &Policy, ctx: &Context) -> Pl
         } else {
             resources::current(pod, target, &mut planner)
         };
+        let port_env = if enabled(Feature::Env) {
+            env::gunicorn_port(target, &planner)
+        } else {
+            None
+        };
+        let listening = listen::listening(target, port_env.is_some());
+        let workers = sizing::plan(target, &sizing_base, &directives, policy);
         if enabled(Feature::Probes) {
-            probes::plan(target, &directives, &mut planner);
+            probes::plan(target, &directives, &listening, &mut planner);
         }
         if enabled(Feature::Lifecycle) {
             lifecycle::plan_pre_stop(target, &mut planner);
         }
         if enabled(Feature::Env) {
-            env::plan(target, &sizing_base, &mut planner);
+            env::plan(target, &sizing_base, &workers, port_env, &mut planner);
         }
+        lint::plan(
+            target,
+            &sizing_base,
+            &workers,
+            &listening,
+            &directives,
+            &mut planner,
+        );
     }
     if enabled(Feature::Lifecycle) {
         lifecycle::plan_grace_period(pod, &targets, &mut planner);

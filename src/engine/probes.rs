@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 
 use super::directives::{Directives, annotations};
+use super::listen::Listening;
 use super::{Feature, Planner, Target, WorkloadProfile};
 use crate::policy::ProbeTiming;
 
@@ -23,8 +24,21 @@ impl Kind {
     }
 }
 
-pub fn plan(target: &Target, directives: &Directives, planner: &mut Planner) {
+pub fn plan(
+    target: &Target,
+    directives: &Directives,
+    listening: &Listening,
+    planner: &mut Planner,
+) {
     if target.info.profile != WorkloadProfile::Web {
+        return;
+    }
+    if let Listening::LoopbackOnly(why) = listening {
+        planner.note(
+            Some(target.name()),
+            Feature::Probes,
+            format!("no probes: {why}, so they would fail"),
+        );
         return;
     }
     let Some(port) = target.port else {

@@ -47,21 +47,16 @@ pub fn select<'p>(pod: &'p Pod, directives: &Directives, planner: &mut Planner) 
         planner.note(None, Feature::Record, "no target container");
     }
 
-    let ports = resolve_ports(&chosen, directives, planner);
+    let detections: Vec<detect::Detection> =
+        chosen.iter().map(|(_, c)| detect::detect(c)).collect();
+    let ports = resolve_ports(&chosen, &detections, directives, planner);
     let job_reason = job_evidence(pod);
     chosen
         .into_iter()
         .zip(ports)
-        .map(|((index, container), port)| {
-            let (profile, profile_reason) = match (directives.profile, &job_reason, port) {
-                (Some(profile), _, _) => (profile, format!("annotation {}", annotations::PROFILE)),
-                (None, Some(reason), _) => (WorkloadProfile::Job, reason.clone()),
-                (None, None, Some(port)) => (WorkloadProfile::Web, format!("serves port {port}")),
-                (None, None, None) => (
-                    WorkloadProfile::Worker,
-                    "long-running and serves no port".to_string(),
-                ),
-            };
+        .zip(detections)
+        .map(|(((index, container), port), detection)| {
+            let (profile, profile_reason) = profile_of(directives, &job_reason, port, &detection);
             Target {
                 index_text: index.to_string(),
                 container,
@@ -70,11 +65,41 @@ pub fn select<'p>(pod: &'p Pod, directives: &Directives, planner: &mut Planner) 
                     name: container.name.clone(),
                     profile,
                     profile_reason,
-                    detection: detect::detect(container),
+                    detection,
                 },
             }
         })
         .collect()
+}
+
+/// The profile from the strongest evidence: annotation, then run-to-completion, then the server,
+/// then whether a port is served.
+fn profile_of(
+    directives: &Directives,
+    job_reason: &Option<String>,
+    port: Option<i32>,
+    detection: &detect::Detection,
+) -> (WorkloadProfile, String) {
+    let server = detection.server;
+    if let Some(profile) = directives.profile {
+        return (profile, format!("annotation {}", annotations::PROFILE));
+    }
+    if let Some(reason) = job_reason {
+        return (WorkloadProfile::Job, reason.clone());
+    }
+    if server.is_queue_worker() {
+        return (WorkloadProfile::Worker, format!("runs {}", server.name()));
+    }
+    if server.serves_http() {
+        return (WorkloadProfile::Web, format!("runs {}", server.name()));
+    }
+    match port {
+        Some(port) => (WorkloadProfile::Web, format!("serves port {port}")),
+        None => (
+            WorkloadProfile::Worker,
+            "long-running and serves no port".to_string(),
+        ),
+    }
 }
 
 /// Why the Pod runs to completion, if it does.
@@ -119,10 +144,21 @@ fn declares_port(container: &Container, number: i32) -> bool {
 /// The serving port of each chosen container, with the `pytune.io/port` annotation applied.
 fn resolve_ports(
     chosen: &[(usize, &Container)],
+    detections: &[detect::Detection],
     directives: &Directives,
     planner: &mut Planner,
 ) -> Vec<Option<i32>> {
-    let mut ports: Vec<Option<i32>> = chosen.iter().map(|(_, c)| declared_port(c)).collect();
+    // A declared containerPort first; else the port the server's own flags name.
+    let mut ports: Vec<Option<i32>> = chosen
+        .iter()
+        .zip(detections)
+        .map(|((_, c), detection)| {
+            declared_port(c).or(detection
+                .flags
+                .port
+                .filter(|_| detection.server.serves_http()))
+        })
+        .collect();
     match &directives.port {
         None => {}
         Some(PortRef::Name(name)) => {
