@@ -74,8 +74,46 @@ fn env() -> impl Strategy<Value = Option<Value>> {
     )
 }
 
+fn command() -> impl Strategy<Value = Option<Value>> {
+    prop::option::of(prop::sample::select(vec![
+        json!(["gunicorn", "app:app", "--bind", "0.0.0.0:8000"]),
+        json!(["gunicorn", "app:app"]),
+        json!([
+            "gunicorn",
+            "-k",
+            "uvicorn_worker.UvicornWorker",
+            "-b",
+            "127.0.0.1:8000",
+            "app:app"
+        ]),
+        json!([
+            "gunicorn",
+            "-w",
+            "9",
+            "--graceful-timeout",
+            "90",
+            "-b",
+            ":8000",
+            "app:app"
+        ]),
+        json!(["uvicorn", "app:app", "--host", "0.0.0.0", "--port", "8000"]),
+        json!(["uvicorn", "app:app"]),
+        json!([
+            "sh",
+            "-c",
+            "python manage.py migrate && exec gunicorn app.wsgi"
+        ]),
+        json!(["bash", "-lc", "celery -A app worker"]),
+        json!(["celery", "-A", "app", "beat"]),
+        json!(["python", "-m", "hypercorn", "app:app"]),
+        json!(["/entrypoint.sh"]),
+        json!(["sh", "-c", "echo 'unterminated"]),
+    ]))
+}
+
 fn container() -> impl Strategy<Value = Value> {
     (
+        command(),
         prop::sample::select(vec![
             "app",
             "web",
@@ -90,10 +128,20 @@ fn container() -> impl Strategy<Value = Value> {
         any::<(bool, bool, bool, bool, bool)>(),
     )
         .prop_map(
-            |(name, port, resources, env, (readiness, pre_stop, env_from, secret, unknown))| {
+            |(
+                command,
+                name,
+                port,
+                resources,
+                env,
+                (readiness, pre_stop, env_from, secret, unknown),
+            )| {
                 let mut c = Map::new();
                 c.insert("name".into(), json!(name));
                 c.insert("image".into(), json!("python:3.13"));
+                if let Some(command) = command {
+                    c.insert("command".into(), command);
+                }
                 if let Some(port) = port {
                     c.insert(
                         "ports".into(),
@@ -321,6 +369,25 @@ proptest! {
             if sized.iter().any(|name| change.field == format!("env.{name}")) {
                 let value: u32 = change.value.as_str().and_then(|v| v.parse().ok()).unwrap_or(0);
                 prop_assert!(value >= 1, "{} = {}", change.field, change.value);
+            }
+        }
+
+        // Thread caps pytune sets keep workers × threads within the CPUs (threads are at least 1).
+        for container in mutated["spec"]["containers"].as_array().into_iter().flatten() {
+            let name = container["name"].as_str().unwrap_or_default();
+            let capped_by_pytune = plan.changes.iter().any(|c| {
+                c.container.as_deref() == Some(name) && c.field == "env.OMP_NUM_THREADS"
+            });
+            let env_value = |name: &str| -> Option<u32> {
+                container["env"].as_array()?.iter().find(|v| v["name"] == name)?["value"].as_str()?.parse().ok()
+            };
+            if let (true, Some(cpus), Some(workers), Some(threads)) = (
+                capped_by_pytune,
+                env_value("PYTHON_CPU_COUNT"),
+                env_value("WEB_CONCURRENCY"),
+                env_value("OMP_NUM_THREADS"),
+            ) {
+                prop_assert!(threads == 1 || workers * threads <= cpus, "{workers} × {threads} > {cpus}");
             }
         }
 

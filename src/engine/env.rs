@@ -268,14 +268,28 @@ fn computed(
         );
         return out;
     }
-    let (processes, what) = match (workers.processes(), server) {
-        (Some(count), _) if target.info.profile == WorkloadProfile::Web => (count, "worker(s)"),
+    let (processes, what) = match (workers, server) {
+        (WorkerPlan::Given { count, .. }, _) => (*count, "worker(s)"),
+        (WorkerPlan::Set { count, .. }, _) if target.info.profile == WorkloadProfile::Web => {
+            (*count, "worker(s)")
+        }
         (_, Server::CeleryWorker) => (
             target.info.detection.flags.concurrency.unwrap_or(cpus),
             "celery process(es)",
         ),
         _ => (1, "process"),
     };
+    // A PYTHON_CPU_COUNT the user set is what Python and its pools will see.
+    let cpus = target
+        .container
+        .env
+        .iter()
+        .flatten()
+        .find(|var| var.name == "PYTHON_CPU_COUNT")
+        .and_then(|var| var.value.as_deref())
+        .and_then(|value| value.trim().parse::<u32>().ok())
+        .filter(|count| *count >= 1)
+        .unwrap_or(cpus);
     let threads = (cpus / processes.max(1)).max(1);
     for var in &policy.env.thread_caps {
         out.push((
