@@ -20,16 +20,6 @@ pub enum WorkerPlan {
     NotSized(String),
 }
 
-impl WorkerPlan {
-    /// The number of worker processes that will run, when known.
-    pub fn processes(&self) -> Option<u32> {
-        match self {
-            WorkerPlan::Set { count, .. } | WorkerPlan::Given { count, .. } => Some(*count),
-            WorkerPlan::NotSized(_) => None,
-        }
-    }
-}
-
 /// The formula for a server, with its name for the reason.
 fn formula(policy: &Policy, server: Server, class: Option<WorkerClass>) -> (Formula, &'static str) {
     let formulas = &policy.sizing.formulas;
