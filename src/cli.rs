@@ -19,6 +19,8 @@ pub struct Cli {
 pub enum Command {
     /// Print manifests with pytune's defaults applied, and on stderr what changed and why.
     Mutate(MutateArgs),
+    /// Report what pytune would change in manifests, and why, without changing them.
+    Audit(AuditArgs),
     /// Print the effective policy (the embedded default merged with --policy) and its revision.
     Policy(PolicyArgs),
 }
@@ -45,6 +47,35 @@ pub struct MutateArgs {
     /// Do not print the summary on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditFormat {
+    /// A readable table grouped by workload.
+    Text,
+    /// The stable JSON report (docs/audit.md).
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// Files, directories (every .yaml/.yml/.json below them) or - for stdin.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Policy file merged over the embedded default.
+    #[arg(long, env = "PYTUNE_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Kubernetes version of the target cluster (e.g. 1.31); picks the preStop form.
+    #[arg(long, env = "PYTUNE_KUBERNETES_VERSION", value_parser = parse_version)]
+    pub kubernetes_version: Option<pytune::engine::KubeVersion>,
+    #[arg(long, short, value_enum, default_value_t = AuditFormat::Text)]
+    pub output: AuditFormat,
+    /// Print a unified diff of each manifest before and after instead of the report.
+    #[arg(long, conflicts_with = "output")]
+    pub diff: bool,
+    /// Exit 3 when something would change (0 when nothing would, 1 on errors).
+    #[arg(long)]
+    pub exit_code: bool,
 }
 
 fn parse_version(text: &str) -> Result<pytune::engine::KubeVersion, String> {

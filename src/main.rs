@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result};
 use clap::Parser;
 
+use pytune::audit;
 use pytune::engine::Context;
 use pytune::mutate::{self, Input};
 use pytune::policy::Policy;
@@ -16,6 +17,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Mutate(args) => run_mutate(args),
         cli::Command::Policy(args) => run_policy(args),
+        cli::Command::Audit(args) => run_audit(args),
     };
     match result {
         Ok(code) => code,
@@ -65,6 +67,46 @@ fn run_mutate(args: cli::MutateArgs) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn run_audit(args: cli::AuditArgs) -> Result<ExitCode> {
+    let policy = load_policy(args.policy.as_deref())?;
+    let ctx = Context {
+        kubernetes_version: args.kubernetes_version,
+        ..Context::default()
+    };
+    let (inputs, read_errors) = read_inputs(&args.paths);
+    let output = mutate::mutate(&inputs, &policy, &ctx);
+    let report = if args.diff {
+        audit::render_diff(&output)
+    } else {
+        match args.output {
+            cli::AuditFormat::Text => audit::render_text(&output),
+            cli::AuditFormat::Json => {
+                let mut json = audit::render_json(&output);
+                if let Some(errors) = json.get_mut("errors").and_then(|e| e.as_array_mut()) {
+                    errors.extend(read_errors.iter().cloned().map(Into::into));
+                }
+                format!("{json:#}\n")
+            }
+        }
+    };
+    std::io::stdout()
+        .write_all(report.as_bytes())
+        .context("cannot write to stdout")?;
+    for error in &read_errors {
+        eprintln!("error: {error}");
+    }
+    if args.diff {
+        for error in &output.errors {
+            eprintln!("error: {error}");
+        }
+    }
+    Ok(ExitCode::from(audit::exit_code(
+        &output,
+        read_errors.len(),
+        args.exit_code,
+    )))
 }
 
 /// Reads every input; an unreadable one is reported and the others still processed.

@@ -61,7 +61,8 @@ fn parse_document(text: &str) -> Result<Option<Value>, ManifestError> {
 }
 
 fn first_line(text: &str) -> String {
-    text.lines().next().unwrap_or(text).trim().to_string()
+    let line = text.lines().next().unwrap_or(text).trim();
+    line.strip_prefix("error: ").unwrap_or(line).to_string()
 }
 
 /// Renders a document as YAML (without a leading `---`).

@@ -21,13 +21,31 @@ pub struct WorkloadResult {
     pub source: String,
     pub document: usize,
     pub workload: String,
+    pub namespace: Option<String>,
     pub plan: Plan,
+}
+
+/// One input document, before and after.
+#[derive(Debug)]
+pub struct DocumentOutput {
+    pub source: String,
+    pub index: usize,
+    pub original: String,
+    /// The text to print: re-rendered when changed, else the original.
+    pub output: String,
+}
+
+impl DocumentOutput {
+    pub fn changed(&self) -> bool {
+        self.output != self.original
+    }
 }
 
 #[derive(Debug, Default)]
 pub struct MutateOutput {
     /// The multi-document YAML to print: every input document in order, changed or as it was.
     pub yaml: String,
+    pub documents: Vec<DocumentOutput>,
     pub results: Vec<WorkloadResult>,
     /// Problems that left a document unchanged: `file document N: what is wrong`.
     pub errors: Vec<String>,
@@ -37,12 +55,22 @@ pub fn mutate(inputs: &[Input], policy: &Policy, ctx: &Context) -> MutateOutput 
     let mut output = MutateOutput::default();
     for input in inputs {
         for document in manifests::split_documents(&input.text) {
-            let text = mutate_document(&input.name, &document, policy, ctx, &mut output);
+            let mut text = mutate_document(&input.name, &document, policy, ctx, &mut output);
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
             output.yaml.push_str("---\n");
             output.yaml.push_str(&text);
-            if !text.ends_with('\n') {
-                output.yaml.push('\n');
+            let mut original = document.text.clone();
+            if !original.ends_with('\n') {
+                original.push('\n');
             }
+            output.documents.push(DocumentOutput {
+                source: input.name.clone(),
+                index: document.index,
+                original,
+                output: text,
+            });
         }
     }
     output
@@ -98,6 +126,7 @@ fn mutate_document(
             source: source.to_string(),
             document: document.index,
             workload: site.workload,
+            namespace: site.namespace,
             plan,
         });
     }
@@ -105,7 +134,8 @@ fn mutate_document(
         return document.text.clone();
     }
     match manifests::to_yaml(&value) {
-        Ok(text) => text,
+        // Comments above the document (a file header, helm's `# Source:`) survive re-rendering.
+        Ok(text) => format!("{}{text}", leading_comments(&document.text)),
         Err(err @ ManifestError::Render(_)) | Err(err @ ManifestError::Yaml(_)) => {
             output
                 .errors
@@ -113,6 +143,13 @@ fn mutate_document(
             document.text.clone()
         }
     }
+}
+
+fn leading_comments(text: &str) -> String {
+    text.split_inclusive('\n')
+        .take_while(|line| line.trim().is_empty() || line.trim_start().starts_with('#'))
+        .filter(|line| !line.trim().is_empty())
+        .collect()
 }
 
 /// The human summary printed on stderr: what changed in each workload and why.
