@@ -46,9 +46,9 @@ const KUBERNETES_DEFAULT_GRACE_SECONDS: i64 = 30;
 /// What an exec preStop handler is taken to pause, when the Pod gets one instead of a native sleep.
 const EXEC_PRE_STOP_SECONDS: i64 = 5;
 
-/// The line every app prints (without flushing) when a worker imports it.
+/// The line every app writes (without flushing) when a worker imports it.
 const LOADED: &str = "pytune-test app loaded pid=";
-/// The line every app prints when a `/slow` request starts.
+/// The line every app writes when a `/slow` request starts.
 const SLOW_START: &str = "pytune-test slow start pid=";
 
 fn repo() -> PathBuf {

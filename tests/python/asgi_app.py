@@ -1,13 +1,20 @@
 """A tiny ASGI app for the real-server tests: 200 on every path, `/slow` takes a second.
 
-Every line it prints goes to stdout without an explicit flush, so it only shows up while the
-server runs when the interpreter is unbuffered.
+Every line it writes goes to stdout without an explicit flush, so it only shows up while the
+server runs when the interpreter is unbuffered. Each line is one write: `print` writes the text and
+the newline separately, and unbuffered lines from several workers sharing one pipe then interleave.
 """
 
 import asyncio
 import os
+import sys
 
-print(f"pytune-test app loaded pid={os.getpid()}")
+
+def say(line):
+    sys.stdout.write(line + "\n")
+
+
+say(f"pytune-test app loaded pid={os.getpid()}")
 
 
 async def app(scope, receive, send):
@@ -23,9 +30,9 @@ async def app(scope, receive, send):
         return
     path = scope["path"]
     if path == "/slow":
-        print(f"pytune-test slow start pid={os.getpid()}")
+        say(f"pytune-test slow start pid={os.getpid()}")
         await asyncio.sleep(1.0)
-    print(f"pytune-test request path={path} pid={os.getpid()}")
+    say(f"pytune-test request path={path} pid={os.getpid()}")
     body = f"ok {path} pid={os.getpid()}\n".encode()
     await send(
         {
