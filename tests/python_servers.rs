@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use pytune::engine::{self, Context, KubeVersion, annotations};
 use pytune::policy::Policy;
+use pytune::quantity;
 use serde_json::{Value, json};
 
 /// How long a server may take to accept connections and boot all its workers.
@@ -170,7 +171,7 @@ fn gunicorn_uvicorn_worker_pod(port: u16) -> Value {
     )
 }
 
-/// A FastAPI-style app on uvicorn, sized from its CPU request alone.
+/// A FastAPI-style app on uvicorn, sized from its CPU request alone, with the policy's memory.
 fn uvicorn_pod(port: u16) -> Value {
     python_pod(
         "pricing-api",
@@ -181,8 +182,7 @@ fn uvicorn_pod(port: u16) -> Value {
             "command": ["uvicorn", "asgi_app:app", "--host", "0.0.0.0", "--port", port.to_string()],
             "ports": [{ "name": "http", "containerPort": port }],
             "resources": {
-                "requests": { "cpu": "2", "memory": "1Gi" },
-                "limits": { "memory": "2Gi" },
+                "requests": { "cpu": "2" },
             },
         }),
     )
@@ -218,6 +218,8 @@ struct Planned {
     grace_seconds: i64,
     /// What the preStop handler pauses before SIGTERM.
     pause_seconds: i64,
+    /// The container's memory limit after the patch, in bytes.
+    memory_limit: Option<u64>,
 }
 
 impl Planned {
@@ -334,6 +336,10 @@ fn plan(pod: &Value) -> Planned {
         0
     };
 
+    let memory_limit = container["resources"]["limits"]["memory"]
+        .as_str()
+        .map(|text| quantity::memory_bytes(text).expect("a valid memory limit"));
+
     Planned {
         env,
         argv,
@@ -341,6 +347,7 @@ fn plan(pod: &Value) -> Planned {
         probe_port,
         grace_seconds,
         pause_seconds,
+        memory_limit,
     }
 }
 
@@ -576,6 +583,17 @@ fn workers(master: u32) -> BTreeSet<u32> {
         .collect()
 }
 
+/// Resident memory of `pid` in bytes, from `/proc/<pid>/status`.
+fn rss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
 fn alive(pid: u32) -> bool {
     read_proc(pid).is_some_and(|proc| proc.state != 'Z')
 }
@@ -684,6 +702,21 @@ fn exercise(name: &str, pod: impl Fn(u16) -> Value, extra_args: &[&str]) {
         ));
     }
 
+    // Master, workers and helpers together stay inside the container's memory limit (RSS counts
+    // shared pages in every process, so the sum overstates what the cgroup is charged).
+    let processes: Vec<u32> = std::iter::once(master).chain(children(master)).collect();
+    let rss: u64 = processes.iter().map(|pid| rss_bytes(*pid)).sum();
+    if let Some(limit) = planned.memory_limit
+        && rss >= limit
+    {
+        server.fail(&format!(
+            "{} processes use {} resident, over the memory limit {}",
+            processes.len(),
+            quantity::format_bytes(rss),
+            quantity::format_bytes(limit)
+        ));
+    }
+
     // (2) Every probe passes, and the app answers.
     for (field, check) in &planned.probes {
         let passed = match check {
@@ -752,9 +785,15 @@ fn exercise(name: &str, pod: impl Fn(u16) -> Value, extra_args: &[&str]) {
         server.fail(&format!("workers {left:?} outlived their master"));
     }
     eprintln!(
-        "{name}: {expected_workers} workers; exited {shutdown:.2?} after SIGTERM \
-         (allowed {budget:?}: grace {}s - pause {}s)",
-        planned.grace_seconds, planned.pause_seconds
+        "{name}: {expected_workers} workers, {} processes with {} MiB resident (limit {}); \
+         exited {shutdown:.2?} after SIGTERM (allowed {budget:?}: grace {}s - pause {}s)",
+        processes.len(),
+        rss / (1024 * 1024),
+        planned
+            .memory_limit
+            .map_or("none".to_string(), quantity::format_bytes),
+        planned.grace_seconds,
+        planned.pause_seconds
     );
 }
 
