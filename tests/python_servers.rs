@@ -40,6 +40,8 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const REAP_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long the control check listens for a line that a buffered `print` should hold back.
 const BUFFERED_QUIET: Duration = Duration::from_millis(1500);
+/// How long a server left running at the end of a test gets to stop on SIGTERM before SIGKILL.
+const STOP_TIMEOUT: Duration = Duration::from_secs(3);
 const POLL: Duration = Duration::from_millis(25);
 
 /// Kubernetes' grace period when a Pod names none.
@@ -514,13 +516,27 @@ impl Server {
     }
 }
 
+/// Sends `signal` to every process in the process group `group`, quietly.
+fn signal_group(group: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .args(["-s", signal, "--", &format!("-{group}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-s", "KILL", "--", &format!("-{}", self.pid)])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        // A master still running gets SIGTERM first, so it reaps its workers itself; then SIGKILL
+        // for whatever is left of the group.
+        if self.running() {
+            signal_group(self.pid, "TERM");
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            while self.running() && Instant::now() < deadline {
+                thread::sleep(POLL);
+            }
+        }
+        signal_group(self.pid, "KILL");
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
