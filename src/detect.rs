@@ -414,6 +414,16 @@ fn identify(segment: &[String], detection: &mut Detection) -> Option<Server> {
         }
         Server::Hypercorn => generic_flags(args, detection),
         Server::Uwsgi => uwsgi_flags(args, detection),
+        Server::DjangoRunserver => {
+            // `runserver [addrport]`: the address is the first plain word after the subcommand.
+            detection.flags.bind = args
+                .iter()
+                .skip_while(|arg| *arg != "runserver")
+                .skip(1)
+                .find(|arg| !arg.starts_with('-'))
+                .cloned();
+            detection.flags.port = detection.flags.bind.as_deref().and_then(port_of_bind);
+        }
         Server::CeleryWorker => {
             detection.flags.concurrency =
                 flag_value(args, &["-c", "--concurrency"]).and_then(|v| v.parse().ok());

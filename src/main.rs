@@ -28,6 +28,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// Writes to stdout; a reader that went away (`| head`) is not an error.
+fn write_stdout(text: &str) -> Result<()> {
+    match std::io::stdout().write_all(text.as_bytes()) {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write to stdout"),
+    }
+}
+
 fn load_policy(path: Option<&Path>) -> Result<Policy> {
     let Some(path) = path else {
         return Ok(Policy::embedded());
@@ -40,7 +48,7 @@ fn load_policy(path: Option<&Path>) -> Result<Policy> {
 fn run_policy(args: cli::PolicyArgs) -> Result<ExitCode> {
     let policy = load_policy(args.policy.as_deref())?;
     let yaml = serde_saphyr::to_string(&policy).context("cannot render the policy")?;
-    println!("# revision: {}\n{yaml}", policy.revision);
+    write_stdout(&format!("# revision: {}\n{yaml}", policy.revision))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -52,9 +60,7 @@ fn run_mutate(args: cli::MutateArgs) -> Result<ExitCode> {
     };
     let (inputs, mut read_errors) = read_inputs(&args.paths);
     let output = mutate::mutate(&inputs, &policy, &ctx);
-    std::io::stdout()
-        .write_all(output.yaml.as_bytes())
-        .context("cannot write to stdout")?;
+    write_stdout(&output.yaml)?;
     if !args.quiet {
         eprint!("{}", mutate::summary(&output));
     }
@@ -91,9 +97,7 @@ fn run_audit(args: cli::AuditArgs) -> Result<ExitCode> {
             }
         }
     };
-    std::io::stdout()
-        .write_all(report.as_bytes())
-        .context("cannot write to stdout")?;
+    write_stdout(&report)?;
     for error in &read_errors {
         eprintln!("error: {error}");
     }

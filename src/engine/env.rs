@@ -45,7 +45,9 @@ fn fixed_reason(name: &str) -> &'static str {
         "PYTHONUNBUFFERED" => {
             "stdout/stderr unbuffered, so logs reach kubectl logs at once and survive a crash"
         }
-        "PYTHONFAULTHANDLER" => "a segfault or hang dumps the Python traceback to stderr",
+        "PYTHONFAULTHANDLER" => {
+            "a fatal crash (segfault, abort) dumps the Python traceback to stderr"
+        }
         "PYTHONDONTWRITEBYTECODE" => {
             "no .pyc writes into a read-only or throwaway container filesystem"
         }

@@ -93,6 +93,16 @@ pub fn listening(target: &Target, port_env_added: bool) -> Listening {
                 detection.server.name()
             )),
         },
+        Server::DjangoRunserver => match flags.bind.as_deref() {
+            // `0:8000` is Django's short form of 0.0.0.0; a bare port keeps 127.0.0.1.
+            Some(addr) if addr.contains(':') && !is_loopback(bind_host(addr)) => {
+                Listening::Reachable
+            }
+            Some(addr) => loopback(format!("manage.py runserver {addr} binds 127.0.0.1")),
+            None => {
+                loopback("manage.py runserver without an address binds 127.0.0.1:8000".to_string())
+            }
+        },
         _ => Listening::Reachable,
     }
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::WorkloadProfile;
 use crate::detect::Detection;
 
-/// The longest warning the API server shows in full.
+/// Kubernetes asks webhooks to keep each warning within 120 characters; longer ones may be truncated.
 pub const MAX_WARNING_CHARS: usize = 120;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
