@@ -59,4 +59,15 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+criterion_main!(benches, parts);
+
+fn bench_parts(c: &mut Criterion) {
+    let pod = fixture_pod();
+    c.bench_function("typed decode fixture pod", |b| {
+        b.iter(|| {
+            <k8s_openapi::api::core::v1::Pod as serde::Deserialize>::deserialize(&pod).expect("pod")
+        })
+    });
+}
+
+criterion_group!(parts, bench_parts);

@@ -437,19 +437,18 @@ fn identify(segment: &[String], detection: &mut Detection) -> Option<Server> {
 fn flag_value(args: &[String], names: &[&str]) -> Option<String> {
     for (i, arg) in args.iter().enumerate() {
         for name in names {
-            if arg == name {
+            let Some(rest) = arg.strip_prefix(name) else {
+                continue;
+            };
+            if rest.is_empty() {
                 return args.get(i + 1).cloned();
             }
-            if let Some(value) = arg.strip_prefix(&format!("{name}=")) {
+            if let Some(value) = rest.strip_prefix('=') {
                 return Some(value.to_string());
             }
-            if name.len() == 2
-                && !name.starts_with("--")
-                && arg.starts_with(name)
-                && arg.len() > 2
-                && !arg.starts_with("--")
-            {
-                return Some(arg[2..].to_string());
+            // `-w4`: a short flag glued to its value.
+            if name.len() == 2 && !name.starts_with("--") && !arg.starts_with("--") {
+                return Some(rest.to_string());
             }
         }
     }

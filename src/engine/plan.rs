@@ -1,6 +1,6 @@
 //! The plan: what the engine decided, each change with its reason, rendered to an RFC 6902 patch.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation};
@@ -182,6 +182,15 @@ impl Change {
     }
 }
 
+/// The value at unescaped `tokens` in `root`, without building a pointer string.
+fn lookup<'v>(root: &'v Value, tokens: &[&str]) -> Option<&'v Value> {
+    tokens.iter().try_fold(root, |value, token| match value {
+        Value::Object(map) => map.get(*token),
+        Value::Array(items) => token.parse::<usize>().ok().and_then(|i| items.get(i)),
+        _ => None,
+    })
+}
+
 fn pointer_of(tokens: &[&str]) -> String {
     PointerBuf::from_tokens(tokens.iter().copied())
         .as_str()
@@ -192,7 +201,8 @@ fn pointer_of(tokens: &[&str]) -> String {
 /// patch never touches a field it did not mean to (including fields the typed model does not know).
 pub(crate) struct PatchBuilder<'a> {
     original: &'a Value,
-    created: HashSet<String>,
+    /// Pointers this patch creates; few per Pod, so a list beats hashing.
+    created: Vec<String>,
     array_lengths: HashMap<String, usize>,
     ops: Vec<PatchOperation>,
 }
@@ -201,22 +211,22 @@ impl<'a> PatchBuilder<'a> {
     pub fn new(original: &'a Value) -> Self {
         PatchBuilder {
             original,
-            created: HashSet::new(),
+            created: Vec::new(),
             array_lengths: HashMap::new(),
             ops: Vec::new(),
         }
     }
 
-    fn exists(&self, pointer: &str) -> bool {
-        self.created.contains(pointer)
-            || self
-                .original
-                .pointer(pointer)
-                .is_some_and(|value| !value.is_null())
+    /// Whether the value at `tokens` (whose escaped pointer is `pointer`) is present and not null,
+    /// in the original or created by this patch. Walks the tokens: parsing pointer strings again
+    /// and again was most of the engine's time.
+    fn exists(&self, tokens: &[&str], pointer: &str) -> bool {
+        self.created.iter().any(|created| created == pointer)
+            || lookup(self.original, tokens).is_some_and(|value| !value.is_null())
     }
 
     fn add(&mut self, pointer: PointerBuf, value: Value) {
-        self.created.insert(pointer.as_str().to_string());
+        self.created.push(pointer.as_str().to_string());
         self.ops.push(PatchOperation::Add(AddOperation {
             path: pointer,
             value,
@@ -230,7 +240,7 @@ impl<'a> PatchBuilder<'a> {
         let mut missing_from = None;
         for (depth, token) in tokens.iter().enumerate() {
             pointer.push_back(*token);
-            if depth + 1 < tokens.len() && !self.exists(pointer.as_str()) {
+            if depth + 1 < tokens.len() && !self.exists(&tokens[..=depth], pointer.as_str()) {
                 missing_from = Some(depth);
                 break;
             }
@@ -249,7 +259,7 @@ impl<'a> PatchBuilder<'a> {
         self.add(pointer.clone(), nested);
         for token in &tokens[depth + 1..] {
             pointer.push_back(*token);
-            self.created.insert(pointer.as_str().to_string());
+            self.created.push(pointer.as_str().to_string());
         }
         pointer.as_str().to_string()
     }
@@ -266,9 +276,7 @@ impl<'a> PatchBuilder<'a> {
         let key = pointer_of(tokens);
         let length = match self.array_lengths.get(&key) {
             Some(length) => *length,
-            None if self.exists(&key) => self
-                .original
-                .pointer(&key)
+            None if self.exists(tokens, &key) => lookup(self.original, tokens)
                 .and_then(Value::as_array)
                 .map_or(0, Vec::len),
             None => {

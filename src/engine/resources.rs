@@ -85,7 +85,8 @@ pub fn plan(pod: &Pod, target: &Target, planner: &mut Planner) -> SizingBase {
         );
         return base;
     }
-    let profile = planner.policy.profile(target.info.profile).clone();
+    let policy = planner.policy;
+    let profile = policy.profile(target.info.profile);
     let resources = target.container.resources.as_ref();
     let requests = resources.and_then(|r| r.requests.as_ref());
     let limits = resources.and_then(|r| r.limits.as_ref());
