@@ -4,6 +4,7 @@
 //! [`engine::Plan`]; everything else (the webhook server, the `mutate` and `audit` commands) is a
 //! thin layer around it.
 
+pub mod admission;
 pub mod detect;
 pub mod engine;
 pub mod manifests;

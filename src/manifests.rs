@@ -84,7 +84,11 @@ pub struct PodSite {
 /// Where the pod template of each workload kind is.
 pub fn template_pointer(kind: &str) -> Option<&'static str> {
     match kind {
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "ReplicationController"
+        "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "ReplicaSet"
+        | "ReplicationController"
         | "Job" => Some("/spec/template"),
         "CronJob" => Some("/spec/jobTemplate/spec/template"),
         _ => None,
@@ -221,7 +225,10 @@ mod tests {
         assert_eq!(pod["kind"], "Pod");
         pod["spec"]["terminationGracePeriodSeconds"] = json!(40);
         put_pod(&mut deployment, site, pod);
-        assert_eq!(deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], 40);
+        assert_eq!(
+            deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
+            40
+        );
         assert!(deployment["spec"]["template"].get("kind").is_none());
     }
 }

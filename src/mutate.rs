@@ -61,7 +61,9 @@ fn mutate_document(
         Ok(Some(value)) => value.clone(),
         Ok(None) => return document.text.clone(),
         Err(err) => {
-            output.errors.push(format!("{where_}: {err}; passed through unchanged"));
+            output
+                .errors
+                .push(format!("{where_}: {err}; passed through unchanged"));
             return document.text.clone();
         }
     };
@@ -73,9 +75,10 @@ fn mutate_document(
         let plan = match engine::plan(&pod, policy, ctx) {
             Ok(plan) => plan,
             Err(err) => {
-                output
-                    .errors
-                    .push(format!("{where_} ({}): {err}; left unchanged", site.workload));
+                output.errors.push(format!(
+                    "{where_} ({}): {err}; left unchanged",
+                    site.workload
+                ));
                 continue;
             }
         };
@@ -104,7 +107,9 @@ fn mutate_document(
     match manifests::to_yaml(&value) {
         Ok(text) => text,
         Err(err @ ManifestError::Render(_)) | Err(err @ ManifestError::Yaml(_)) => {
-            output.errors.push(format!("{where_}: {err}; passed through unchanged"));
+            output
+                .errors
+                .push(format!("{where_}: {err}; passed through unchanged"));
             document.text.clone()
         }
     }

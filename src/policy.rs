@@ -169,7 +169,10 @@ impl Policy {
 
     fn validate(&self) -> Result<(), PolicyError> {
         if self.selector.label.trim().is_empty() {
-            return Err(field("selector.label", "must name a label key, e.g. pytune.io/runtime"));
+            return Err(field(
+                "selector.label",
+                "must name a label key, e.g. pytune.io/runtime",
+            ));
         }
         for (name, profile) in [
             ("web", &self.profiles.web),
@@ -196,7 +199,8 @@ impl Policy {
                 }
             }
         }
-        if self.lifecycle.pre_stop_sleep_seconds == 0 || self.lifecycle.pre_stop_sleep_seconds > 120 {
+        if self.lifecycle.pre_stop_sleep_seconds == 0 || self.lifecycle.pre_stop_sleep_seconds > 120
+        {
             return Err(field(
                 "lifecycle.preStopSleepSeconds",
                 "must be between 1 and 120 seconds",
@@ -315,7 +319,13 @@ fn canonical_json(value: &Value) -> String {
             keys.sort();
             let members: Vec<String> = keys
                 .into_iter()
-                .map(|key| format!("{}:{}", Value::String(key.clone()), canonical_json(&map[key])))
+                .map(|key| {
+                    format!(
+                        "{}:{}",
+                        Value::String(key.clone()),
+                        canonical_json(&map[key])
+                    )
+                })
                 .collect();
             format!("{{{}}}", members.join(","))
         }
@@ -341,17 +351,26 @@ mod tests {
 
     #[test]
     fn overlay_changes_only_what_it_names() {
-        let policy = Policy::from_yaml("profiles:\n  web:\n    resources:\n      requests: { cpu: 500m }\n")
-            .expect("overlay loads");
-        assert_eq!(policy.profiles.web.resources.requests.cpu.as_deref(), Some("500m"));
-        assert_eq!(policy.profiles.web.resources.requests.memory.as_deref(), Some("256Mi"));
+        let policy =
+            Policy::from_yaml("profiles:\n  web:\n    resources:\n      requests: { cpu: 500m }\n")
+                .expect("overlay loads");
+        assert_eq!(
+            policy.profiles.web.resources.requests.cpu.as_deref(),
+            Some("500m")
+        );
+        assert_eq!(
+            policy.profiles.web.resources.requests.memory.as_deref(),
+            Some("256Mi")
+        );
         assert_ne!(policy.revision, Policy::embedded().revision);
     }
 
     #[test]
     fn key_order_does_not_change_the_revision() {
-        let a = Policy::from_yaml("probes: { startup: { periodSeconds: 2, failureThreshold: 9 } }").unwrap();
-        let b = Policy::from_yaml("probes: { startup: { failureThreshold: 9, periodSeconds: 2 } }").unwrap();
+        let a = Policy::from_yaml("probes: { startup: { periodSeconds: 2, failureThreshold: 9 } }")
+            .unwrap();
+        let b = Policy::from_yaml("probes: { startup: { failureThreshold: 9, periodSeconds: 2 } }")
+            .unwrap();
         assert_eq!(a.revision, b.revision);
     }
 
@@ -365,18 +384,26 @@ mod tests {
 
     #[test]
     fn bad_quantity_names_the_field_and_the_fix() {
-        let err = Policy::from_yaml("profiles: { job: { resources: { requests: { memory: lots } } } }")
-            .unwrap_err();
+        let err =
+            Policy::from_yaml("profiles: { job: { resources: { requests: { memory: lots } } } }")
+                .unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("profiles.job.resources.requests.memory"), "{text}");
+        assert!(
+            text.contains("profiles.job.resources.requests.memory"),
+            "{text}"
+        );
         assert!(text.contains("256Mi"), "{text}");
     }
 
     #[test]
     fn request_above_limit_is_rejected() {
-        let err = Policy::from_yaml("profiles: { web: { resources: { requests: { memory: 2Gi } } } }")
-            .unwrap_err();
-        assert!(err.to_string().contains("must not exceed limits.memory"), "{err}");
+        let err =
+            Policy::from_yaml("profiles: { web: { resources: { requests: { memory: 2Gi } } } }")
+                .unwrap_err();
+        assert!(
+            err.to_string().contains("must not exceed limits.memory"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -388,13 +415,22 @@ mod tests {
     #[test]
     fn probe_timing_must_be_positive() {
         let err = Policy::from_yaml("probes: { liveness: { periodSeconds: 0 } }").unwrap_err();
-        assert!(err.to_string().contains("probes.liveness.periodSeconds"), "{err}");
+        assert!(
+            err.to_string().contains("probes.liveness.periodSeconds"),
+            "{err}"
+        );
     }
 
     #[test]
     fn invalid_yaml_and_non_mapping_are_errors() {
-        assert!(matches!(Policy::from_yaml("a: [1"), Err(PolicyError::Yaml(_))));
-        assert!(matches!(Policy::from_yaml("- 1\n- 2\n"), Err(PolicyError::NotAMapping)));
+        assert!(matches!(
+            Policy::from_yaml("a: [1"),
+            Err(PolicyError::Yaml(_))
+        ));
+        assert!(matches!(
+            Policy::from_yaml("- 1\n- 2\n"),
+            Err(PolicyError::NotAMapping)
+        ));
     }
 
     #[test]

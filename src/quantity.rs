@@ -89,7 +89,9 @@ pub fn memory_bytes(text: &str) -> Result<u64, QuantityError> {
 /// Whole CPUs a container may use, rounded up and at least one: what CPython's
 /// `PYTHON_CPU_COUNT` and worker formulas want.
 pub fn whole_cpus(millis: u64) -> u32 {
-    u32::try_from(millis.div_ceil(1000)).unwrap_or(u32::MAX).max(1)
+    u32::try_from(millis.div_ceil(1000))
+        .unwrap_or(u32::MAX)
+        .max(1)
 }
 
 /// Renders bytes the way people write memory sizes (`1536Mi`, `2Gi`), for messages.

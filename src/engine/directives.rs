@@ -39,7 +39,10 @@ pub struct Directives {
 }
 
 fn list(value: &str) -> impl Iterator<Item = &str> {
-    value.split(',').map(str::trim).filter(|item| !item.is_empty())
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
 }
 
 pub fn read(pod: &Pod, warnings: &mut Vec<Warning>) -> Directives {
@@ -169,17 +172,35 @@ mod tests {
     #[test]
     fn off_opts_out_and_unknown_mode_opts_out_with_a_warning() {
         let mut warnings = Vec::new();
-        assert!(read(&pod_with(&[(annotations::MODE, "off")]), &mut warnings).opt_out.is_some());
+        assert!(
+            read(&pod_with(&[(annotations::MODE, "off")]), &mut warnings)
+                .opt_out
+                .is_some()
+        );
         assert!(warnings.is_empty());
-        assert!(read(&pod_with(&[(annotations::MODE, "on")]), &mut warnings).opt_out.is_none());
-        assert!(read(&pod_with(&[(annotations::MODE, "sometimes")]), &mut warnings).opt_out.is_some());
+        assert!(
+            read(&pod_with(&[(annotations::MODE, "on")]), &mut warnings)
+                .opt_out
+                .is_none()
+        );
+        assert!(
+            read(
+                &pod_with(&[(annotations::MODE, "sometimes")]),
+                &mut warnings
+            )
+            .opt_out
+            .is_some()
+        );
         assert_eq!(warnings.len(), 1);
     }
 
     #[test]
     fn skip_reads_features_and_warns_on_unknown_items() {
         let mut warnings = Vec::new();
-        let directives = read(&pod_with(&[(annotations::SKIP, "probes, Env,bogus")]), &mut warnings);
+        let directives = read(
+            &pod_with(&[(annotations::SKIP, "probes, Env,bogus")]),
+            &mut warnings,
+        );
         assert_eq!(
             directives.skip,
             BTreeSet::from([Feature::Probes, Feature::Env])
@@ -191,18 +212,49 @@ mod tests {
     #[test]
     fn ports_by_number_or_name() {
         let mut warnings = Vec::new();
-        assert_eq!(read(&pod_with(&[(annotations::PORT, "8000")]), &mut warnings).port, Some(PortRef::Number(8000)));
-        assert_eq!(read(&pod_with(&[(annotations::PORT, "http")]), &mut warnings).port, Some(PortRef::Name("http".into())));
-        assert_eq!(read(&pod_with(&[(annotations::PORT, "70000")]), &mut warnings).port, None);
-        assert_eq!(read(&pod_with(&[(annotations::PORT, "Not A Port")]), &mut warnings).port, None);
+        assert_eq!(
+            read(&pod_with(&[(annotations::PORT, "8000")]), &mut warnings).port,
+            Some(PortRef::Number(8000))
+        );
+        assert_eq!(
+            read(&pod_with(&[(annotations::PORT, "http")]), &mut warnings).port,
+            Some(PortRef::Name("http".into()))
+        );
+        assert_eq!(
+            read(&pod_with(&[(annotations::PORT, "70000")]), &mut warnings).port,
+            None
+        );
+        assert_eq!(
+            read(
+                &pod_with(&[(annotations::PORT, "Not A Port")]),
+                &mut warnings
+            )
+            .port,
+            None
+        );
         assert_eq!(warnings.len(), 2);
     }
 
     #[test]
     fn health_path_must_be_a_path() {
         let mut warnings = Vec::new();
-        assert_eq!(read(&pod_with(&[(annotations::HEALTH_PATH, "/healthz")]), &mut warnings).health_path.as_deref(), Some("/healthz"));
-        assert_eq!(read(&pod_with(&[(annotations::HEALTH_PATH, "healthz")]), &mut warnings).health_path, None);
+        assert_eq!(
+            read(
+                &pod_with(&[(annotations::HEALTH_PATH, "/healthz")]),
+                &mut warnings
+            )
+            .health_path
+            .as_deref(),
+            Some("/healthz")
+        );
+        assert_eq!(
+            read(
+                &pod_with(&[(annotations::HEALTH_PATH, "healthz")]),
+                &mut warnings
+            )
+            .health_path,
+            None
+        );
         assert_eq!(warnings.len(), 1);
     }
 }

@@ -64,19 +64,27 @@ pub fn plan(target: &Target, base: &SizingBase, planner: &mut Planner) {
     let policy = planner.policy;
 
     // Fixed interpreter flags.
-    let fixed_allowed = sources.unknown_sources.is_empty() || policy.env.fixed_when_env_from_unknown;
+    let fixed_allowed =
+        sources.unknown_sources.is_empty() || policy.env.fixed_when_env_from_unknown;
     let mut additions: Vec<(String, String, String)> = Vec::new();
     for (var, value) in &policy.env.fixed {
         if defined.contains(var.as_str()) {
             continue;
         }
         if sources.known_keys.contains(var) {
-            planner.note(Some(&name), Feature::Env, format!("{var} not added: envFrom defines it"));
+            planner.note(
+                Some(&name),
+                Feature::Env,
+                format!("{var} not added: envFrom defines it"),
+            );
         } else if !fixed_allowed {
             planner.note(
                 Some(&name),
                 Feature::Env,
-                format!("{var} not added: envFrom {} may define it", sources.unknown_sources.join(", ")),
+                format!(
+                    "{var} not added: envFrom {} may define it",
+                    sources.unknown_sources.join(", ")
+                ),
             );
         } else {
             additions.push((var.clone(), value.clone(), fixed_reason(var).to_string()));
@@ -91,7 +99,11 @@ pub fn plan(target: &Target, base: &SizingBase, planner: &mut Planner) {
             continue;
         }
         if sources.known_keys.contains(&var) {
-            planner.note(Some(&name), Feature::Env, format!("{var} not added: envFrom defines it"));
+            planner.note(
+                Some(&name),
+                Feature::Env,
+                format!("{var} not added: envFrom defines it"),
+            );
         } else if !sources.unknown_sources.is_empty() {
             blocked_by_unknown.push(var);
         } else {
@@ -103,11 +115,17 @@ pub fn plan(target: &Target, base: &SizingBase, planner: &mut Planner) {
         planner.note(
             Some(&name),
             Feature::Env,
-            format!("{} not added: envFrom {sources} may define them", blocked_by_unknown.join(", ")),
+            format!(
+                "{} not added: envFrom {sources} may define them",
+                blocked_by_unknown.join(", ")
+            ),
         );
         planner.warn(Warning::container(
             &name,
-            format!("envFrom {sources} unreadable; {} not set", blocked_by_unknown.join(", ")),
+            format!(
+                "envFrom {sources} unreadable; {} not set",
+                blocked_by_unknown.join(", ")
+            ),
         ));
     }
 

@@ -48,9 +48,14 @@ pub fn plan_pre_stop(target: &Target, planner: &mut Planner) {
                 .collect();
             let why = match version {
                 Some(version) => format!("Kubernetes {version} has no native sleep"),
-                None => "cluster version unknown, so the exec form that works everywhere".to_string(),
+                None => {
+                    "cluster version unknown, so the exec form that works everywhere".to_string()
+                }
             };
-            (json!({ "exec": { "command": command } }), format!("exec pause ({why})"))
+            (
+                json!({ "exec": { "command": command } }),
+                format!("exec pause ({why})"),
+            )
         }
     };
     let path = planner
@@ -62,9 +67,7 @@ pub fn plan_pre_stop(target: &Target, planner: &mut Planner) {
         "lifecycle.preStop",
         path,
         handler,
-        format!(
-            "no preStop: a {seconds}s pause lets endpoints drop the Pod before SIGTERM; {how}"
-        ),
+        format!("no preStop: a {seconds}s pause lets endpoints drop the Pod before SIGTERM; {how}"),
     );
 }
 
@@ -94,7 +97,12 @@ pub fn plan_grace_period(pod: &Pod, targets: &[Target], planner: &mut Planner) {
                     .drain_seconds
                     .unwrap_or(0),
             );
-            (pause + drain + margin, pause, drain, target.name().to_string())
+            (
+                pause + drain + margin,
+                pause,
+                drain,
+                target.name().to_string(),
+            )
         })
         .max_by_key(|(total, ..)| *total);
     let Some((required, pause, drain, container)) = needed else {

@@ -211,8 +211,10 @@ impl<'a> PatchBuilder<'a> {
 
     fn add(&mut self, pointer: PointerBuf, value: Value) {
         self.created.insert(pointer.as_str().to_string());
-        self.ops
-            .push(PatchOperation::Add(AddOperation { path: pointer, value }));
+        self.ops.push(PatchOperation::Add(AddOperation {
+            path: pointer,
+            value,
+        }));
     }
 
     /// Creates every missing parent object of `tokens` and returns the pointer of the parent.
@@ -283,9 +285,15 @@ mod tests {
     fn set_creates_missing_parents_and_escapes_keys() {
         let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}]}});
         let mut builder = PatchBuilder::new(&pod);
-        let path = builder.set(&["metadata", "annotations", "pytune.io/injected"], json!("x"));
+        let path = builder.set(
+            &["metadata", "annotations", "pytune.io/injected"],
+            json!("x"),
+        );
         assert_eq!(path, "/metadata/annotations/pytune.io~1injected");
-        builder.set(&["metadata", "annotations", "pytune.io/policy-revision"], json!("r"));
+        builder.set(
+            &["metadata", "annotations", "pytune.io/policy-revision"],
+            json!("r"),
+        );
         let patch = builder.finish();
         let ops = serde_json::to_value(&patch).unwrap();
         assert_eq!(
@@ -302,13 +310,28 @@ mod tests {
     fn append_creates_then_extends_and_reports_indexes() {
         let pod = json!({"spec": {"containers": [{"name": "a", "env": null}, {"name": "b", "env": [{"name": "X"}]}]}});
         let mut builder = PatchBuilder::new(&pod);
-        assert_eq!(builder.append(&["spec", "containers", "0", "env"], json!({"name": "A"})), "/spec/containers/0/env/0");
-        assert_eq!(builder.append(&["spec", "containers", "0", "env"], json!({"name": "B"})), "/spec/containers/0/env/1");
-        assert_eq!(builder.append(&["spec", "containers", "1", "env"], json!({"name": "C"})), "/spec/containers/1/env/1");
+        assert_eq!(
+            builder.append(&["spec", "containers", "0", "env"], json!({"name": "A"})),
+            "/spec/containers/0/env/0"
+        );
+        assert_eq!(
+            builder.append(&["spec", "containers", "0", "env"], json!({"name": "B"})),
+            "/spec/containers/0/env/1"
+        );
+        assert_eq!(
+            builder.append(&["spec", "containers", "1", "env"], json!({"name": "C"})),
+            "/spec/containers/1/env/1"
+        );
         let mut patched = pod.clone();
         json_patch::patch(&mut patched, &builder.finish()).unwrap();
-        assert_eq!(patched["spec"]["containers"][0]["env"], json!([{"name": "A"}, {"name": "B"}]));
-        assert_eq!(patched["spec"]["containers"][1]["env"], json!([{"name": "X"}, {"name": "C"}]));
+        assert_eq!(
+            patched["spec"]["containers"][0]["env"],
+            json!([{"name": "A"}, {"name": "B"}])
+        );
+        assert_eq!(
+            patched["spec"]["containers"][1]["env"],
+            json!([{"name": "X"}, {"name": "C"}])
+        );
     }
 
     #[test]

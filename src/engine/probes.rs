@@ -41,9 +41,21 @@ pub fn plan(target: &Target, directives: &Directives, planner: &mut Planner) {
     let container = target.container;
     let timings = planner.policy.probes.clone();
     let existing = [
-        (Kind::Startup, container.startup_probe.is_some(), timings.startup),
-        (Kind::Readiness, container.readiness_probe.is_some(), timings.readiness),
-        (Kind::Liveness, container.liveness_probe.is_some(), timings.liveness),
+        (
+            Kind::Startup,
+            container.startup_probe.is_some(),
+            timings.startup,
+        ),
+        (
+            Kind::Readiness,
+            container.readiness_probe.is_some(),
+            timings.readiness,
+        ),
+        (
+            Kind::Liveness,
+            container.liveness_probe.is_some(),
+            timings.liveness,
+        ),
     ];
     for (kind, present, timing) in existing {
         if present {
@@ -65,9 +77,9 @@ pub fn plan(target: &Target, directives: &Directives, planner: &mut Planner) {
                 "no startupProbe: {check} allows {}s for slow imports before liveness starts",
                 timing.period_seconds * timing.failure_threshold
             ),
-            Kind::Readiness => format!(
-                "no readinessProbe: {check} keeps traffic away until the server accepts it"
-            ),
+            Kind::Readiness => {
+                format!("no readinessProbe: {check} keeps traffic away until the server accepts it")
+            }
             Kind::Liveness => format!(
                 "no livenessProbe: {check}; restarts only after {}s of a dead socket",
                 timing.period_seconds * timing.failure_threshold

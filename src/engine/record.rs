@@ -16,7 +16,10 @@ pub fn plan(pod: &Pod, planner: &mut Planner) {
         .as_ref()
         .and_then(|values| values.get(annotations::INJECTED))
         .filter(|text| !text.trim().is_empty());
-    let mut lines: Vec<String> = existing.into_iter().map(|text| text.trim_end().to_string()).collect();
+    let mut lines: Vec<String> = existing
+        .into_iter()
+        .map(|text| text.trim_end().to_string())
+        .collect();
     lines.extend(planner.changes.iter().map(|change| {
         format!(
             "{} {}: {}",

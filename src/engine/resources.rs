@@ -91,7 +91,10 @@ pub fn plan(pod: &Pod, target: &Target, planner: &mut Planner) -> SizingBase {
     let limits = resources.and_then(|r| r.limits.as_ref());
     let mut effective = [(None, None), (None, None)];
 
-    for (slot, dimension) in effective.iter_mut().zip([Dimension::Cpu, Dimension::Memory]) {
+    for (slot, dimension) in effective
+        .iter_mut()
+        .zip([Dimension::Cpu, Dimension::Memory])
+    {
         let key = dimension.key();
         let (Ok(user_request), Ok(user_limit)) = (
             read(requests, dimension, "requests", target, planner),
@@ -100,7 +103,10 @@ pub fn plan(pod: &Pod, target: &Target, planner: &mut Planner) -> SizingBase {
             continue;
         };
         let (default_request, default_limit) = match dimension {
-            Dimension::Cpu => (&profile.resources.requests.cpu, &profile.resources.limits.cpu),
+            Dimension::Cpu => (
+                &profile.resources.requests.cpu,
+                &profile.resources.limits.cpu,
+            ),
             Dimension::Memory => (
                 &profile.resources.requests.memory,
                 &profile.resources.limits.memory,
@@ -124,8 +130,12 @@ pub fn plan(pod: &Pod, target: &Target, planner: &mut Planner) -> SizingBase {
                     Value::String(text.clone()),
                 );
                 let why = match dimension {
-                    Dimension::Cpu => "no CPU request: the scheduler would count the container as using none",
-                    Dimension::Memory => "no memory request: the scheduler could overpack the node and evict it",
+                    Dimension::Cpu => {
+                        "no CPU request: the scheduler would count the container as using none"
+                    }
+                    Dimension::Memory => {
+                        "no memory request: the scheduler could overpack the node and evict it"
+                    }
                 };
                 planner.change(
                     Some(target.name()),
@@ -197,7 +207,10 @@ pub fn current(pod: &Pod, target: &Target, planner: &mut Planner) -> SizingBase 
     let requests = resources.and_then(|r| r.requests.as_ref());
     let limits = resources.and_then(|r| r.limits.as_ref());
     let mut effective = [(None, None), (None, None)];
-    for (slot, dimension) in effective.iter_mut().zip([Dimension::Cpu, Dimension::Memory]) {
+    for (slot, dimension) in effective
+        .iter_mut()
+        .zip([Dimension::Cpu, Dimension::Memory])
+    {
         *slot = (
             read(requests, dimension, "requests", target, planner).unwrap_or(None),
             read(limits, dimension, "limits", target, planner).unwrap_or(None),
@@ -237,8 +250,14 @@ fn pod_level(pod: &Pod) -> Option<SizingBase> {
         }
     }
     let (cpu_millis, cpu_source) = match (&cpu_limit, &cpu_request) {
-        (Some(text), _) => (quantity::cpu_millis(text).ok(), format!("Pod CPU limit {text}")),
-        (None, Some(text)) => (quantity::cpu_millis(text).ok(), format!("Pod CPU request {text}")),
+        (Some(text), _) => (
+            quantity::cpu_millis(text).ok(),
+            format!("Pod CPU limit {text}"),
+        ),
+        (None, Some(text)) => (
+            quantity::cpu_millis(text).ok(),
+            format!("Pod CPU request {text}"),
+        ),
         (None, None) => (None, "no CPU request or limit".to_string()),
     };
     Some(SizingBase {

@@ -1,7 +1,7 @@
 //! How many worker processes a web container should run, from the CPU it gets.
 
-use super::resources::SizingBase;
 use super::Target;
+use super::resources::SizingBase;
 use crate::quantity;
 
 /// A worker count with the reasoning behind it.

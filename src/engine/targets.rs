@@ -150,9 +150,7 @@ fn resolve_ports(
             let portless = chosen
                 .iter()
                 .position(|(_, c)| c.ports.as_ref().is_none_or(Vec::is_empty));
-            let owner = declaring
-                .or(portless)
-                .or((chosen.len() == 1).then_some(0));
+            let owner = declaring.or(portless).or((chosen.len() == 1).then_some(0));
             match owner {
                 Some(i) => ports[i] = Some(*number),
                 None if chosen.is_empty() => {}
