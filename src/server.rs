@@ -138,8 +138,9 @@ fn answered(state: &AppState, outcome: Outcome, started: Instant, deadline: Dura
     let elapsed = started.elapsed();
     let record = &outcome.record;
     state.metrics.review(record, elapsed);
-    let latency_ms = elapsed.as_secs_f64() * 1000.0;
-    let detail = record.detail.as_deref().unwrap_or("");
+    // Microsecond precision is plenty for a log line.
+    let latency_ms = elapsed.as_micros() as f64 / 1000.0;
+    let detail = record.detail.as_deref();
     if record.verdict == Verdict::Error {
         tracing::error!(
             uid = %record.uid,
@@ -148,7 +149,7 @@ fn answered(state: &AppState, outcome: Outcome, started: Instant, deadline: Dura
             mode = mode_name(record.mode),
             dry_run = record.dry_run,
             result = record.verdict.as_str(),
-            error = detail,
+            error = detail.unwrap_or("unknown"),
             latency_ms,
             "review failed; Pod allowed unchanged"
         );
