@@ -170,6 +170,8 @@ pub fn connector(
 
 pub async fn tls_connect(addr: SocketAddr, connector: &TlsConnector) -> TlsStream<TcpStream> {
     let tcp = TcpStream::connect(addr).await.expect("TCP connect");
+    // As the API server does; otherwise Nagle delays HTTP/2 DATA frames behind HEADERS.
+    tcp.set_nodelay(true).expect("TCP_NODELAY");
     let name = ServerName::try_from("localhost").expect("name");
     connector.connect(name, tcp).await.expect("TLS handshake")
 }
