@@ -23,6 +23,9 @@ pub enum Command {
     Audit(AuditArgs),
     /// Print the effective policy (the embedded default merged with --policy) and its revision.
     Policy(PolicyArgs),
+    /// Run the admission webhook over HTTPS (POST /mutate enforces, POST /audit reports), with
+    /// /livez, /readyz and /metrics on a plain-HTTP admin port.
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -81,4 +84,66 @@ pub struct AuditArgs {
 fn parse_version(text: &str) -> Result<pytune::engine::KubeVersion, String> {
     pytune::engine::KubeVersion::parse(text)
         .ok_or_else(|| format!("{text:?} is not a Kubernetes version like 1.31"))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address of the HTTPS webhook listener.
+    #[arg(long, env = "PYTUNE_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: std::net::SocketAddr,
+    /// Serving certificate (PEM; leaf first, then intermediates). Re-read when it changes.
+    #[arg(
+        long,
+        env = "PYTUNE_TLS_CERT",
+        requires = "tls_key",
+        required_unless_present = "self_signed"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key of the serving certificate (PEM).
+    #[arg(long, env = "PYTUNE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve with a local CA and certificate for localhost/127.0.0.1 kept in DIR (ca.crt,
+    /// tls.crt, tls.key; created when missing) and print the caBundle.
+    #[arg(long, env = "PYTUNE_SELF_SIGNED", value_name = "DIR", conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub self_signed: Option<PathBuf>,
+    /// Policy file merged over the embedded default. Re-read when it changes; an invalid file
+    /// never replaces the running policy.
+    #[arg(long, env = "PYTUNE_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Address of the plain-HTTP admin listener (/livez, /readyz, /metrics).
+    #[arg(long, env = "PYTUNE_ADMIN_LISTEN", default_value = "0.0.0.0:8080")]
+    pub admin_listen: std::net::SocketAddr,
+    /// Kubernetes version of the cluster (e.g. 1.31); picks the preStop form.
+    #[arg(long, env = "PYTUNE_KUBERNETES_VERSION", value_parser = parse_version)]
+    pub kubernetes_version: Option<pytune::engine::KubeVersion>,
+    /// Log format.
+    #[arg(long, env = "PYTUNE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Largest request body accepted (larger: HTTP 413). The API server's own limit is 3 MiB.
+    #[arg(long, env = "PYTUNE_MAX_BODY_BYTES", default_value_t = pytune::server::DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// How often the certificate and policy files are checked for changes.
+    #[arg(long, env = "PYTUNE_RELOAD_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub reload_interval: std::time::Duration,
+    /// Closes connections that send no request head for this long (also the keep-alive idle
+    /// timeout; keep it above the API server's 90s).
+    #[arg(long, env = "PYTUNE_IDLE_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
+    pub idle_timeout: std::time::Duration,
+    /// On SIGTERM, how long in-flight requests may take to finish.
+    #[arg(long, env = "PYTUNE_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_grace: std::time::Duration,
+    /// On SIGTERM, how long to keep accepting (reporting not ready) before draining.
+    #[arg(long, env = "PYTUNE_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
+    pub shutdown_delay: std::time::Duration,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    pytune::server::parse_duration(text)
+        .ok_or_else(|| format!("{text:?} is not a duration like 10s, 500ms or 2m"))
 }

@@ -4,10 +4,18 @@
 //! [`engine::Plan`]; everything else (the webhook server, the `mutate` and `audit` commands) is a
 //! thin layer around it.
 
+pub mod admin;
+pub mod admission;
 pub mod audit;
 pub mod detect;
 pub mod engine;
 pub mod manifests;
+pub mod metrics;
 pub mod mutate;
 pub mod policy;
 pub mod quantity;
+pub mod reload;
+pub mod selfsigned;
+pub mod serve;
+pub mod server;
+pub mod tls;

@@ -9,6 +9,7 @@ use pytune::audit;
 use pytune::engine::Context;
 use pytune::mutate::{self, Input};
 use pytune::policy::Policy;
+use pytune::serve::{self, ServeOptions, TlsSource};
 
 mod cli;
 
@@ -18,6 +19,7 @@ fn main() -> ExitCode {
         cli::Command::Mutate(args) => run_mutate(args),
         cli::Command::Policy(args) => run_policy(args),
         cli::Command::Audit(args) => run_audit(args),
+        cli::Command::Serve(args) => run_serve(args),
     };
     match result {
         Ok(code) => code,
@@ -43,6 +45,44 @@ fn load_policy(path: Option<&Path>) -> Result<Policy> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read policy file {}", path.display()))?;
     Policy::from_yaml(&text).with_context(|| format!("invalid policy file {}", path.display()))
+}
+
+fn run_serve(args: cli::ServeArgs) -> Result<ExitCode> {
+    init_logging(args.log_format);
+    let tls = match (args.self_signed, args.tls_cert, args.tls_key) {
+        (Some(dir), _, _) => TlsSource::SelfSigned(dir),
+        (None, Some(cert), Some(key)) => TlsSource::Files { cert, key },
+        _ => anyhow::bail!("give --tls-cert and --tls-key, or --self-signed DIR"),
+    };
+    let mut options = ServeOptions::new(tls);
+    options.listen = args.listen;
+    options.admin_listen = args.admin_listen;
+    options.policy = args.policy;
+    options.kubernetes_version = args.kubernetes_version;
+    options.max_body_bytes = args.max_body_bytes;
+    options.reload_interval = args.reload_interval;
+    options.limits.idle_timeout = args.idle_timeout;
+    options.shutdown_grace = args.shutdown_grace;
+    options.shutdown_delay = args.shutdown_delay;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve::run(options))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(format: cli::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        cli::LogFormat::Json => builder.json().flatten_event(true).init(),
+        cli::LogFormat::Text => builder.init(),
+    }
 }
 
 fn run_policy(args: cli::PolicyArgs) -> Result<ExitCode> {

@@ -1,0 +1,82 @@
+//! Review latency: the admission layer alone over the API-server fixtures, and whole requests over
+//! a warm TLS connection (HTTP/1.1 keep-alive, as the API server sends them, and HTTP/2).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use pytune::admission;
+use pytune::engine::{Context, Mode};
+use pytune::policy::Policy;
+
+const FIXTURES: [&str; 3] = [
+    "pod-create-review.json",
+    "pod-generatename-create-review.json",
+    "pod-dryrun-create-review.json",
+];
+
+fn admission_layer(c: &mut Criterion) {
+    let policy = Policy::embedded();
+    let ctx = Context::default();
+    let mut group = c.benchmark_group("admission");
+    for name in FIXTURES {
+        let body = common::bytes(&common::labeled(common::fixture(name)));
+        group.bench_function(format!("enforce/{name}"), |b| {
+            b.iter(|| {
+                let outcome = admission::review(black_box(&body), &policy, &ctx, Mode::Enforce)
+                    .expect("answered");
+                black_box(outcome.to_json())
+            })
+        });
+    }
+    let unlabeled = common::bytes(&common::fixture(FIXTURES[0]));
+    group.bench_function("unlabeled", |b| {
+        b.iter(|| {
+            let outcome = admission::review(black_box(&unlabeled), &policy, &ctx, Mode::Enforce)
+                .expect("answered");
+            black_box(outcome.to_json())
+        })
+    });
+    group.finish();
+}
+
+fn over_tls(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = runtime.block_on(common::TestServer::start());
+    let body = hyper::body::Bytes::from(common::bytes(&common::labeled(common::fixture(
+        FIXTURES[0],
+    ))));
+    let mut group = c.benchmark_group("https");
+    for (label, alpn) in [
+        ("http1.1-keepalive", &[&b"http/1.1"[..]]),
+        ("h2", &[&b"h2"[..]]),
+    ] {
+        let mut client = runtime.block_on(server.connect(alpn));
+        group.bench_function(format!("mutate/{label}"), |b| {
+            b.iter(|| {
+                let reply = runtime.block_on(client.post("/mutate?timeout=10s", body.clone()));
+                assert_eq!(reply.status, hyper::StatusCode::OK);
+                black_box(reply.body)
+            })
+        });
+    }
+    group.bench_function("mutate/new-connection", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let mut client = server.connect(&[b"http/1.1"]).await;
+                black_box(client.post("/mutate?timeout=10s", body.clone()).await.body)
+            })
+        })
+    });
+    group.finish();
+    runtime.block_on(server.stop());
+}
+
+criterion_group!(benches, admission_layer, over_tls);
+criterion_main!(benches);
