@@ -122,6 +122,10 @@ pub struct ServeArgs {
     /// Kubernetes version of the cluster (e.g. 1.31); picks the preStop form.
     #[arg(long, env = "PYTUNE_KUBERNETES_VERSION", value_parser = parse_version)]
     pub kubernetes_version: Option<pytune::engine::KubeVersion>,
+    /// Without --kubernetes-version, ask the API server for its version when running in a
+    /// cluster (GET /version with the Pod's service account).
+    #[arg(long, env = "PYTUNE_DISCOVER_KUBERNETES_VERSION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub discover_kubernetes_version: bool,
     /// Log format.
     #[arg(long, env = "PYTUNE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

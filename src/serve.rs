@@ -10,6 +10,7 @@ use anyhow::{Context as _, Result};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::discovery;
 use crate::engine::{Context, KubeVersion};
 use crate::metrics::Metrics;
 use crate::reload::{self, PolicyStore};
@@ -36,6 +37,8 @@ pub struct ServeOptions {
     /// A policy file; the embedded default when absent.
     pub policy: Option<PathBuf>,
     pub kubernetes_version: Option<KubeVersion>,
+    /// Ask the API server for its version when in a cluster and `kubernetes_version` is unset.
+    pub discover_kubernetes_version: bool,
     pub max_body_bytes: usize,
     /// How often the certificate and policy files are checked for changes.
     pub reload_interval: Duration,
@@ -55,6 +58,7 @@ impl ServeOptions {
             tls,
             policy: None,
             kubernetes_version: None,
+            discover_kubernetes_version: true,
             max_body_bytes: server::DEFAULT_MAX_BODY_BYTES,
             reload_interval: Duration::from_secs(10),
             limits: ConnectionLimits::default(),
@@ -178,7 +182,23 @@ pub fn start(options: ServeOptions) -> Result<Serving> {
 }
 
 /// Serves until SIGTERM or SIGINT, then drains.
-pub async fn run(options: ServeOptions) -> Result<()> {
+pub async fn run(mut options: ServeOptions) -> Result<()> {
+    tls::install_provider();
+    if options.kubernetes_version.is_none()
+        && options.discover_kubernetes_version
+        && discovery::in_cluster()
+    {
+        match discovery::in_cluster_version().await {
+            Ok(version) => {
+                tracing::info!(kubernetes_version = %version, "discovered the cluster's version");
+                options.kubernetes_version = Some(version);
+            }
+            Err(err) => tracing::warn!(
+                error = format!("{err:#}"),
+                "cannot discover the cluster's version; preStop uses the exec form"
+            ),
+        }
+    }
     let serving = start(options)?;
     if let Some(local) = &serving.local_tls {
         println!(
