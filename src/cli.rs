@@ -60,11 +60,43 @@ pub enum AuditFormat {
     Json,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClusterScope {
+    /// Only namespaces labeled pytune.io/enabled=true.
+    Namespaces,
+    /// Every namespace except the system ones, pytune's own and those labeled pytune.io/enabled=false.
+    Cluster,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
     /// Files, directories (every .yaml/.yml/.json below them) or - for stdin.
-    #[arg(required = true, value_name = "PATH")]
+    #[arg(required_unless_present = "cluster", value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// Audit the Pods running in a cluster instead of manifests (read-only: list and get).
+    #[arg(long, conflicts_with_all = ["paths", "diff"])]
+    pub cluster: bool,
+    /// Namespace to audit (repeatable); default: the kubeconfig context's namespace.
+    #[arg(long, short = 'n', requires = "cluster")]
+    pub namespace: Vec<String>,
+    /// Audit every namespace.
+    #[arg(long, short = 'A', requires = "cluster", conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+    /// Path to a kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long, requires = "cluster")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long, requires = "cluster")]
+    pub context: Option<String>,
+    /// Which namespaces pytune serves, as the chart's `scope` value.
+    #[arg(long, value_enum, default_value_t = ClusterScope::Namespaces)]
+    pub scope: ClusterScope,
+    /// The namespace pytune runs in (never served in cluster scope).
+    #[arg(long, default_value = "pytune")]
+    pub pytune_namespace: String,
+    /// Pods per list request.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    pub page_size: u32,
     /// Policy file merged over the embedded default.
     #[arg(long, env = "PYTUNE_POLICY")]
     pub policy: Option<PathBuf>,
