@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod admission;
+pub mod configmaps;
 pub mod detect;
 pub mod discovery;
 pub mod engine;
