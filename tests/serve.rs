@@ -519,3 +519,35 @@ async fn unknown_paths_and_methods_are_refused() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_connections_all_get_answers() {
+    let server = TestServer::start().await;
+    let review = Bytes::from(bytes(&create_review()));
+    let mut tasks = Vec::new();
+    for index in 0..40 {
+        let alpn = if index % 2 == 0 { H1 } else { H2 };
+        let connector = server.connector(alpn);
+        let addr = server.webhook;
+        let review = review.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut client = Client::connect(addr, connector).await;
+            for _ in 0..10 {
+                let reply = client.post("/mutate?timeout=10s", review.clone()).await;
+                assert_eq!(reply.status, StatusCode::OK);
+                assert_eq!(reply.json()["response"]["uid"], UID);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("every connection is answered");
+    }
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains(
+            r#"pytune_admission_requests_total{mode="enforce",result="patched",dry_run="false"} 400"#
+        ),
+        "{metrics}"
+    );
+    server.stop().await;
+}
