@@ -5,7 +5,7 @@
 //! Whatever goes wrong after the uid is known, the answer is `allowed: true` without a patch and
 //! with a warning: pytune never blocks a Pod.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use kube::core::DynamicObject;
@@ -124,6 +124,66 @@ pub fn review(
     ctx: &Context,
     mode: Mode,
 ) -> Result<Outcome, BadReview> {
+    Ok(answer(parse(body)?, policy, ctx, mode))
+}
+
+/// A review read far enough to be answered: its uid is known.
+#[derive(Debug)]
+pub struct Parsed {
+    /// The request as kube's types read it, or why they could not.
+    request: Result<AdmissionRequest<DynamicObject>, String>,
+    /// The object exactly as received.
+    object: Value,
+    record: Record,
+}
+
+impl Parsed {
+    pub fn uid(&self) -> &str {
+        &self.record.uid
+    }
+
+    pub fn namespace(&self) -> Option<&str> {
+        self.record.namespace.as_deref()
+    }
+
+    /// The ConfigMaps the Pod's containers take variables from (`envFrom`), when the request is a
+    /// Pod CREATE that `policy` selects: what is worth looking up before planning.
+    pub fn env_from_config_maps(&self, policy: &Policy) -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        let Ok(request) = &self.request else {
+            return names;
+        };
+        let selected = self
+            .object
+            .pointer("/metadata/labels")
+            .and_then(|labels| labels.get(&policy.selector.label))
+            .and_then(Value::as_str)
+            == Some(policy.selector.value.as_str());
+        if !selected || skip_reason(request).is_some() {
+            return names;
+        }
+        let containers = self
+            .object
+            .pointer("/spec/containers")
+            .and_then(Value::as_array);
+        for container in containers.into_iter().flatten() {
+            let sources = container.get("envFrom").and_then(Value::as_array);
+            for source in sources.into_iter().flatten() {
+                if let Some(name) = source
+                    .pointer("/configMapRef/name")
+                    .and_then(Value::as_str)
+                    .filter(|name| !name.is_empty())
+                {
+                    names.insert(name.to_string());
+                }
+            }
+        }
+        names
+    }
+}
+
+/// Reads the envelope: `Err` only when there is no review to answer (HTTP 400).
+pub fn parse(body: &[u8]) -> Result<Parsed, BadReview> {
     let mut review: Value = serde_json::from_slice(body).map_err(BadReview::NotJson)?;
     let api_version = review
         .get("apiVersion")
@@ -154,14 +214,14 @@ pub fn review(
         .and_then(Value::as_bool)
         .unwrap_or(false);
 
-    let mut record = Record {
-        uid: uid.clone(),
+    let record = Record {
+        uid,
         namespace: request
             .get("namespace")
             .and_then(Value::as_str)
             .map(str::to_string),
         pod: pod_name(&object, request.get("name").and_then(Value::as_str)),
-        mode,
+        mode: Mode::Enforce,
         dry_run,
         verdict: Verdict::Skipped,
         detail: None,
@@ -169,25 +229,42 @@ pub fn review(
         warnings: 0,
     };
 
-    let request: AdmissionRequest<DynamicObject> =
-        match serde_json::from_value::<AdmissionReview<DynamicObject>>(review)
-            .map(TryInto::try_into)
-        {
-            Ok(Ok(request)) => request,
-            Ok(Err(_)) => return Err(BadReview::MissingRequest),
-            Err(err) => {
-                return Ok(failed(
-                    allowing(&uid),
-                    record,
-                    format!("the AdmissionReview request does not fit admission.k8s.io/v1: {err}"),
-                ));
-            }
-        };
+    let request = match serde_json::from_value::<AdmissionReview<DynamicObject>>(review)
+        .map(TryInto::try_into)
+    {
+        Ok(Ok(request)) => Ok(request),
+        Ok(Err(_)) => return Err(BadReview::MissingRequest),
+        Err(err) => Err(format!(
+            "the AdmissionReview request does not fit admission.k8s.io/v1: {err}"
+        )),
+    };
+    Ok(Parsed {
+        request,
+        object,
+        record,
+    })
+}
+
+/// Plans and answers a parsed review; never fails (see the module documentation).
+pub fn answer(parsed: Parsed, policy: &Policy, ctx: &Context, mode: Mode) -> Outcome {
+    let Parsed {
+        request,
+        object,
+        mut record,
+    } = parsed;
+    record.mode = mode;
+    let request = match request {
+        Ok(request) => request,
+        Err(detail) => {
+            let response = allowing(&record.uid);
+            return failed(response, record, detail);
+        }
+    };
     let response = AdmissionResponse::from(&request);
 
     if let Some(reason) = skip_reason(&request) {
         record.detail = Some(reason);
-        return Ok(Outcome { response, record });
+        return Outcome { response, record };
     }
 
     let ctx = Context {
@@ -196,21 +273,17 @@ pub fn review(
     };
     let plan = match catch_unwind(AssertUnwindSafe(|| engine::plan(&object, policy, &ctx))) {
         Ok(Ok(plan)) => plan,
-        Ok(Err(err)) => return Ok(failed(response, record, err.to_string())),
+        Ok(Err(err)) => return failed(response, record, err.to_string()),
         Err(panic) => {
             let what = panic
                 .downcast_ref::<&str>()
                 .map(|text| text.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_string());
-            return Ok(failed(
-                response,
-                record,
-                format!("the engine panicked: {what}"),
-            ));
+            return failed(response, record, format!("the engine panicked: {what}"));
         }
     };
-    Ok(answer(response, record, plan, mode))
+    answer_plan(response, record, plan, mode)
 }
 
 /// Why a request is not pytune's to look at, if it is not.
@@ -232,7 +305,12 @@ fn skip_reason(request: &AdmissionRequest<DynamicObject>) -> Option<String> {
     None
 }
 
-fn answer(mut response: AdmissionResponse, mut record: Record, plan: Plan, mode: Mode) -> Outcome {
+fn answer_plan(
+    mut response: AdmissionResponse,
+    mut record: Record,
+    plan: Plan,
+    mode: Mode,
+) -> Outcome {
     let mut warnings = plan.warning_texts();
     match &plan.decision {
         Decision::Selected => {}
@@ -509,6 +587,29 @@ mod tests {
             bad(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":""}}"#),
             Some(BadReview::MissingUid)
         ));
+    }
+
+    #[test]
+    fn config_maps_are_looked_up_only_for_selected_pod_creates() {
+        let policy = Policy::embedded();
+        let with_env_from = |body: &[u8]| {
+            let mut review: Value = serde_json::from_slice(body).expect("JSON");
+            review["request"]["object"]["spec"]["containers"][0]["envFrom"] = serde_json::json!([
+                {"configMapRef": {"name": "a"}}, {"secretRef": {"name": "s"}}, {"prefix": "X_"}
+            ]);
+            review
+        };
+        let names = |review: &Value| {
+            parse(&serde_json::to_vec(review).expect("JSON"))
+                .expect("parsed")
+                .env_from_config_maps(&policy)
+        };
+        let selected = with_env_from(&labeled(CREATE));
+        assert_eq!(names(&selected), BTreeSet::from(["a".to_string()]));
+        assert!(names(&with_env_from(CREATE.as_bytes())).is_empty());
+        let mut update = selected.clone();
+        update["request"]["operation"] = "UPDATE".into();
+        assert!(names(&update).is_empty());
     }
 
     #[test]

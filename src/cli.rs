@@ -156,8 +156,12 @@ pub struct ServeArgs {
     pub kubernetes_version: Option<pytune::engine::KubeVersion>,
     /// Without --kubernetes-version, ask the API server for its version when running in a
     /// cluster (GET /version with the Pod's service account).
-    #[arg(long, env = "PYTUNE_DISCOVER_KUBERNETES_VERSION", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "PYTUNE_DISCOVER_KUBERNETES_VERSION", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub discover_kubernetes_version: bool,
+    /// Look up the keys of ConfigMaps named in envFrom before planning, so variables they do not
+    /// define can still be added. Needs `get` on ConfigMaps; off by default.
+    #[arg(long, env = "PYTUNE_RESOLVE_CONFIG_MAPS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub resolve_config_maps: bool,
     /// Log format.
     #[arg(long, env = "PYTUNE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod admission;
 pub mod audit;
 pub mod cluster;
+pub mod configmaps;
 pub mod detect;
 pub mod discovery;
 pub mod engine;

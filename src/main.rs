@@ -61,6 +61,7 @@ fn run_serve(args: cli::ServeArgs) -> Result<ExitCode> {
     options.policy = args.policy;
     options.kubernetes_version = args.kubernetes_version;
     options.discover_kubernetes_version = args.discover_kubernetes_version;
+    options.resolve_config_maps = args.resolve_config_maps;
     options.max_body_bytes = args.max_body_bytes;
     options.reload_interval = args.reload_interval;
     options.limits.idle_timeout = args.idle_timeout;

@@ -101,13 +101,16 @@ impl LocalTls {
     }
 }
 
-/// Reuses `ca.crt`, `tls.crt` and `tls.key` in `dir` when all three exist; otherwise writes new
-/// ones for localhost and 127.0.0.1.
+/// Existing files are renewed when the serving certificate expires within this many seconds.
+const RENEW_BEFORE_SECONDS: i64 = 7 * 86_400;
+
+/// Reuses `ca.crt`, `tls.crt` and `tls.key` in `dir` when all three exist and the certificate is
+/// valid for another week; otherwise writes new ones for localhost and 127.0.0.1.
 pub fn ensure(dir: &Path) -> Result<LocalTls> {
     let ca_path = dir.join("ca.crt");
     let cert_path = dir.join("tls.crt");
     let key_path = dir.join("tls.key");
-    if ca_path.is_file() && cert_path.is_file() && key_path.is_file() {
+    if ca_path.is_file() && cert_path.is_file() && key_path.is_file() && !expiring(&cert_path) {
         let ca_pem = std::fs::read_to_string(&ca_path)
             .with_context(|| format!("cannot read {}", ca_path.display()))?;
         return Ok(LocalTls {
@@ -131,6 +134,18 @@ pub fn ensure(dir: &Path) -> Result<LocalTls> {
         ca_pem: authority.cert_pem,
         created: true,
     })
+}
+
+/// True when the certificate at `path` cannot be read or expires soon.
+fn expiring(path: &Path) -> bool {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject as _;
+    let not_after = std::fs::read(path)
+        .ok()
+        .and_then(|pem| CertificateDer::from_pem_slice(&pem).ok())
+        .and_then(|der| crate::tls::not_after(der.as_ref()));
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    not_after.is_none_or(|not_after| not_after - now < RENEW_BEFORE_SECONDS)
 }
 
 fn write(path: &Path, text: &str, mode: u32) -> Result<()> {
@@ -162,5 +177,12 @@ mod tests {
         assert!(first.ca_bundle().starts_with("LS0tLS1CRUdJTi")); // "-----BEGIN"
         crate::tls::install_provider();
         crate::tls::CertStore::load(&second.cert_path, &second.key_path).expect("pair loads");
+
+        // An unreadable (or expiring) certificate is renewed, CA included.
+        std::fs::write(&second.cert_path, "garbage").expect("write");
+        let third = ensure(dir.path()).expect("renewed");
+        assert!(third.created);
+        assert_ne!(third.ca_pem, second.ca_pem);
+        crate::tls::CertStore::load(&third.cert_path, &third.key_path).expect("pair loads");
     }
 }

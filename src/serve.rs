@@ -10,6 +10,7 @@ use anyhow::{Context as _, Result};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::configmaps::ConfigMapResolver;
 use crate::discovery;
 use crate::engine::{Context, KubeVersion};
 use crate::metrics::Metrics;
@@ -39,6 +40,11 @@ pub struct ServeOptions {
     pub kubernetes_version: Option<KubeVersion>,
     /// Ask the API server for its version when in a cluster and `kubernetes_version` is unset.
     pub discover_kubernetes_version: bool,
+    /// Look up the keys of `envFrom` ConfigMaps with the default Kubernetes client (in-cluster or
+    /// kubeconfig); see [`crate::configmaps`].
+    pub resolve_config_maps: bool,
+    /// The resolver to use; built from the default client by [`run`] when `resolve_config_maps`.
+    pub config_maps: Option<ConfigMapResolver>,
     pub max_body_bytes: usize,
     /// How often the certificate and policy files are checked for changes.
     pub reload_interval: Duration,
@@ -59,6 +65,8 @@ impl ServeOptions {
             policy: None,
             kubernetes_version: None,
             discover_kubernetes_version: true,
+            resolve_config_maps: false,
+            config_maps: None,
             max_body_bytes: server::DEFAULT_MAX_BODY_BYTES,
             reload_interval: Duration::from_secs(10),
             limits: ConnectionLimits::default(),
@@ -138,6 +146,7 @@ pub fn start(options: ServeOptions) -> Result<Serving> {
     };
     let mut state = AppState::new(policy.clone(), context, metrics.clone());
     state.max_body_bytes = options.max_body_bytes;
+    state.config_maps = options.config_maps.clone();
     let state = Arc::new(state);
 
     let webhook_listener = server::bind(options.listen)?;
@@ -198,6 +207,13 @@ pub async fn run(mut options: ServeOptions) -> Result<()> {
                 "cannot discover the cluster's version; preStop uses the exec form"
             ),
         }
+    }
+    if options.resolve_config_maps && options.config_maps.is_none() {
+        let client = kube::Client::try_default().await.context(
+            "--resolve-config-maps needs a Kubernetes client (in-cluster or kubeconfig)",
+        )?;
+        options.config_maps = Some(ConfigMapResolver::new(client));
+        tracing::info!("envFrom ConfigMaps are looked up before planning");
     }
     let serving = start(options)?;
     if let Some(local) = &serving.local_tls {

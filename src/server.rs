@@ -18,6 +18,7 @@ use axum_server::accept::NoDelayAcceptor;
 use axum_server::tls_rustls::RustlsConfig;
 
 use crate::admission::{self, Outcome, Verdict};
+use crate::configmaps::{self, ConfigMapResolver};
 use crate::engine::{Context, Mode};
 use crate::metrics::{Metrics, mode_name};
 use crate::reload::PolicyStore;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub context: Context,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
+    /// Looks up `envFrom` ConfigMaps before planning, when enabled.
+    pub config_maps: Option<ConfigMapResolver>,
     /// False until the server serves, and again once it drains.
     pub ready: AtomicBool,
 }
@@ -48,6 +51,7 @@ impl AppState {
             context,
             metrics,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            config_maps: None,
             ready: AtomicBool::new(false),
         }
     }
@@ -117,18 +121,36 @@ async fn handle(state: &AppState, mode: Mode, request: Request) -> Response {
     };
 
     let policy = state.policy.current();
-    let reviewed = catch_unwind(AssertUnwindSafe(|| {
-        admission::review(&body, &policy, &state.context, mode)
-    }));
-    match reviewed {
-        Ok(Ok(outcome)) => answered(state, outcome, started, deadline),
-        Ok(Err(bad)) => rejected(
-            state,
-            mode,
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            bad.to_string(),
-        ),
+    let parsed = match catch_unwind(|| admission::parse(&body)) {
+        Ok(Ok(parsed)) => parsed,
+        Ok(Err(bad)) => {
+            return rejected(
+                state,
+                mode,
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                bad.to_string(),
+            );
+        }
+        Err(_) => return panicked(state, mode, &body),
+    };
+    let mut context = None;
+    if let Some(resolver) = &state.config_maps {
+        let names = parsed.env_from_config_maps(&policy);
+        if let (Some(namespace), false) = (parsed.namespace(), names.is_empty()) {
+            let within = (deadline / 3).min(configmaps::MAX_LOOKUP_TIME);
+            let keys = resolver.keys(namespace, &names, within).await;
+            context = Some(Context {
+                config_map_keys: keys,
+                ..state.context.clone()
+            });
+        }
+    }
+    let context = context.as_ref().unwrap_or(&state.context);
+    match catch_unwind(AssertUnwindSafe(|| {
+        admission::answer(parsed, &policy, context, mode)
+    })) {
+        Ok(outcome) => answered(state, outcome, started, deadline),
         Err(_) => panicked(state, mode, &body),
     }
 }

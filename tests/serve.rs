@@ -55,8 +55,25 @@ async fn enforce_patches_over_http1_and_http2() {
         ),
         "{metrics}"
     );
-    assert!(metrics.contains(r#"pytune_changes_total{mode="enforce",feature="env"}"#));
+    assert!(metrics.contains(r#"pytune_changes_total{mode="enforce",feature="#));
     server.stop().await;
+}
+
+/// What audit mode should say about a review: the engine's warnings, then one line per change.
+fn expected_audit_warnings(review: &Value) -> Vec<String> {
+    let plan = pytune::engine::plan(
+        &review["request"]["object"],
+        &pytune::policy::Policy::embedded(),
+        &pytune::engine::Context::default(),
+    )
+    .expect("plan");
+    let mut warnings = plan.warning_texts();
+    warnings.extend(pytune::admission::audit_warnings(&plan.changes));
+    assert!(
+        warnings.len() > plan.warnings.len(),
+        "the fixture should be changed"
+    );
+    warnings
 }
 
 #[tokio::test]
@@ -71,16 +88,11 @@ async fn audit_warns_without_a_patch() {
         assert_eq!(json["response"]["allowed"], true);
         assert!(json["response"].get("patch").is_none());
         assert!(json["response"].get("patchType").is_none());
-        let warnings = json["response"]["warnings"].as_array().expect("warnings");
-        assert!(warnings.iter().any(|w| {
-            w.as_str()
-                .is_some_and(|w| w.starts_with("pytune audit: c: resources.requests.cpu="))
-        }));
-        assert!(
-            warnings
-                .iter()
-                .all(|w| w.as_str().is_some_and(|w| w.chars().count() <= 120))
-        );
+        let warnings: Vec<String> =
+            serde_json::from_value(json["response"]["warnings"].clone()).expect("warnings");
+        assert_eq!(warnings, expected_audit_warnings(&create_review()));
+        assert!(warnings.iter().any(|w| w.starts_with("pytune audit: c: ")));
+        assert!(warnings.iter().all(|w| w.chars().count() <= 120));
     }
     let metrics = server.metrics().await;
     assert!(metrics.contains(
@@ -516,6 +528,38 @@ async fn unknown_paths_and_methods_are_refused() {
             .await
             .status,
         StatusCode::NOT_FOUND
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_connections_all_get_answers() {
+    let server = TestServer::start().await;
+    let review = Bytes::from(bytes(&create_review()));
+    let mut tasks = Vec::new();
+    for index in 0..40 {
+        let alpn = if index % 2 == 0 { H1 } else { H2 };
+        let connector = server.connector(alpn);
+        let addr = server.webhook;
+        let review = review.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut client = Client::connect(addr, connector).await;
+            for _ in 0..10 {
+                let reply = client.post("/mutate?timeout=10s", review.clone()).await;
+                assert_eq!(reply.status, StatusCode::OK);
+                assert_eq!(reply.json()["response"]["uid"], UID);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("every connection is answered");
+    }
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains(
+            r#"pytune_admission_requests_total{mode="enforce",result="patched",dry_run="false"} 400"#
+        ),
+        "{metrics}"
     );
     server.stop().await;
 }

@@ -374,3 +374,35 @@ pub async fn eventually(within: Duration, mut check: impl AsyncFnMut() -> bool) 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A stand-in API server over TLS (certificate for 127.0.0.1 from `authority`) serving `app`.
+pub async fn fake_api_server(
+    authority: &Authority,
+    app: axum::Router,
+) -> (SocketAddr, axum_server::Handle<SocketAddr>) {
+    setup();
+    let pair = authority.issue(&["127.0.0.1"]).expect("leaf");
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem(
+        pair.cert_pem.into_bytes(),
+        pair.key_pem.into_bytes(),
+    )
+    .await
+    .expect("TLS config");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let handle = axum_server::Handle::new();
+    let server = axum_server::from_tcp_rustls(listener, config)
+        .expect("server")
+        .handle(handle.clone())
+        .serve(app.into_make_service());
+    tokio::spawn(server);
+    (addr, handle)
+}
+
+/// A kube client for the stand-in API server at `addr`, trusting `authority`.
+pub fn kube_client(addr: SocketAddr, authority: &Authority) -> kube::Client {
+    let mut config = kube::Config::new(format!("https://{addr}").parse().expect("URL"));
+    let ca = CertificateDer::from_pem_slice(authority.cert_pem.as_bytes()).expect("CA PEM");
+    config.root_cert = Some(vec![ca.as_ref().to_vec()]);
+    kube::Client::try_from(config).expect("client")
+}
