@@ -44,25 +44,6 @@ fn visible(changes: &[Change]) -> impl Iterator<Item = &Change> {
     changes.iter().filter(|c| c.feature != Feature::Record)
 }
 
-fn display_value(value: &Value) -> String {
-    match value {
-        Value::String(text) => text.clone(),
-        Value::Object(map) if map.contains_key("sleep") => {
-            format!("sleep {}s", map["sleep"]["seconds"])
-        }
-        Value::Object(map) if map.contains_key("exec") => "exec pause".to_string(),
-        Value::Object(map) if map.contains_key("httpGet") => format!(
-            "HTTP GET {} :{}",
-            map["httpGet"]["path"].as_str().unwrap_or("/"),
-            map["httpGet"]["port"]
-        ),
-        Value::Object(map) if map.contains_key("tcpSocket") => {
-            format!("TCP :{}", map["tcpSocket"]["port"])
-        }
-        other => other.to_string(),
-    }
-}
-
 /// The readable report: one block per workload, a row per change.
 pub fn render_text(output: &MutateOutput) -> String {
     let mut text = String::new();
@@ -99,7 +80,7 @@ pub fn render_text(output: &MutateOutput) -> String {
                 [
                     c.container.clone().unwrap_or_else(|| "pod".into()),
                     c.field.clone(),
-                    display_value(&c.value),
+                    c.display_value(),
                     c.reason.clone(),
                 ]
             })

@@ -169,16 +169,33 @@ impl Plan {
 }
 
 impl Change {
+    /// The value in a few words: `250m`, `sleep 5s`, `HTTP GET /healthz :8000`.
+    pub fn display_value(&self) -> String {
+        match &self.value {
+            Value::String(text) => text.clone(),
+            Value::Object(map) if map.contains_key("sleep") => {
+                format!("sleep {}s", map["sleep"]["seconds"])
+            }
+            Value::Object(map) if map.contains_key("exec") => "exec pause".to_string(),
+            Value::Object(map) if map.contains_key("httpGet") => format!(
+                "HTTP GET {} :{}",
+                map["httpGet"]["path"].as_str().unwrap_or("/"),
+                map["httpGet"]["port"]
+            ),
+            Value::Object(map) if map.contains_key("tcpSocket") => {
+                format!("TCP :{}", map["tcpSocket"]["port"])
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// `web: resources.requests.cpu=250m` — short enough for an admission warning.
     pub fn summary(&self) -> String {
-        let value = match &self.value {
-            Value::String(text) => text.clone(),
-            Value::Number(number) => number.to_string(),
-            Value::Bool(flag) => flag.to_string(),
-            _ => "set".to_string(),
-        };
         let owner = self.container.as_deref().unwrap_or("pod");
-        truncate(&format!("{owner}: {}={value}", self.field), 90)
+        truncate(
+            &format!("{owner}: {}={}", self.field, self.display_value()),
+            90,
+        )
     }
 }
 
