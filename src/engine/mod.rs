@@ -125,8 +125,38 @@ pub enum EngineError {
 
 /// Plans the changes pytune makes to `pod` (JSON as the API server sends it).
 pub fn plan(pod_json: &Value, policy: &Policy, ctx: &Context) -> Result<Plan, EngineError> {
+    // Most Pods a cluster-wide webhook sees are not Python services: answer those from the raw
+    // labels, without decoding the whole Pod.
+    if let Some(decision) = not_selected(pod_json, policy) {
+        return Ok(Plan::untouched(decision, Vec::new()));
+    }
     let pod = Pod::deserialize(pod_json)?;
     Ok(plan_typed(&pod, pod_json, policy, ctx))
+}
+
+/// Whether `policy` selects the Pod, from its labels.
+pub fn selects(pod_json: &Value, policy: &Policy) -> bool {
+    not_selected(pod_json, policy).is_none()
+}
+
+fn not_selected(pod_json: &Value, policy: &Policy) -> Option<Decision> {
+    let selector = &policy.selector;
+    match pod_json
+        .pointer("/metadata/labels")
+        .and_then(|labels| labels.get(&selector.label))
+    {
+        Some(Value::String(value)) if value == &selector.value => None,
+        Some(Value::String(value)) => Some(Decision::NotSelected(format!(
+            "label {}={value} is not {}",
+            selector.label, selector.value
+        ))),
+        // A non-string label value makes the Pod invalid; the typed decode reports it.
+        Some(_) => None,
+        None => Some(Decision::NotSelected(format!(
+            "no {} label",
+            selector.label
+        ))),
+    }
 }
 
 /// A target container with what the rules share about it.
@@ -198,27 +228,6 @@ impl Planner<'_> {
 }
 
 fn plan_typed(pod: &Pod, pod_json: &Value, policy: &Policy, ctx: &Context) -> Plan {
-    let labels = pod.metadata.labels.as_ref();
-    let selector = &policy.selector;
-    match labels.and_then(|labels| labels.get(&selector.label)) {
-        Some(value) if value == &selector.value => {}
-        Some(value) => {
-            return Plan::untouched(
-                Decision::NotSelected(format!(
-                    "label {}={value} is not {}",
-                    selector.label, selector.value
-                )),
-                Vec::new(),
-            );
-        }
-        None => {
-            return Plan::untouched(
-                Decision::NotSelected(format!("no {} label", selector.label)),
-                Vec::new(),
-            );
-        }
-    }
-
     let mut warnings = Vec::new();
     let directives = directives::read(pod, &mut warnings);
     if let Some(reason) = directives.opt_out {
