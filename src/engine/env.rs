@@ -61,7 +61,6 @@ pub fn gunicorn_port(target: &Target, planner: &Planner) -> Option<i32> {
     if detection.server != Server::Gunicorn
         || detection.flags.bind.is_some()
         || !planner.policy.env.gunicorn_port
-        || target.container.ports.as_ref().is_none_or(Vec::is_empty)
     {
         return None;
     }

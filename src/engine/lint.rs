@@ -29,6 +29,16 @@ pub fn plan(
     if let Listening::LoopbackOnly(why) = listening {
         warn(format!("{why}: unreachable from probes and Services"));
     }
+    let uvicorn_bounded = planner.changes.iter().any(|c| {
+        c.container.as_deref() == Some(name) && c.field == "env.UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN"
+    });
+    let mut warn = |message: String| planner.warn(Warning::container(name, message));
+    if server == Server::Uvicorn && detection.flags.graceful_timeout.is_none() && !uvicorn_bounded {
+        warn(
+            "uvicorn has no --timeout-graceful-shutdown: its drain is unbounded until SIGKILL"
+                .to_string(),
+        );
+    }
     if server == Server::CeleryWorker && detection.flags.concurrency.is_none() {
         warn("celery worker without --concurrency forks one process per node core".to_string());
     }
