@@ -107,12 +107,7 @@ pub fn render_text(output: &MutateOutput) -> String {
             }
         }
         for note in &result.plan.notes {
-            let _ = writeln!(
-                text,
-                "  = {}: {}",
-                note.container.as_deref().unwrap_or("pod"),
-                note.message
-            );
+            let _ = writeln!(text, "  = {}", note.line());
         }
         for warning in result.plan.warning_texts() {
             let _ = writeln!(text, "  ! {warning}");

@@ -45,6 +45,15 @@ pub enum Class {
 }
 
 impl Class {
+    pub const ALL: [Class; 6] = [
+        Class::Mutated,
+        Class::Stale,
+        Class::Missed,
+        Class::Complete,
+        Class::OptedOut,
+        Class::OutOfScope,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Class::Mutated => "mutated",
@@ -430,14 +439,7 @@ pub async fn scan(
 /// The JSON cluster report (schema in docs/audit.md).
 pub fn render_json(report: &ClusterReport) -> Value {
     let mut summary = serde_json::Map::new();
-    for class in [
-        Class::Mutated,
-        Class::Stale,
-        Class::Missed,
-        Class::Complete,
-        Class::OptedOut,
-        Class::OutOfScope,
-    ] {
+    for class in Class::ALL {
         summary.insert(class.name().to_string(), Value::from(report.count(class)));
     }
     serde_json::json!({
@@ -481,17 +483,10 @@ pub fn render_text(report: &ClusterReport) -> String {
     for error in &report.errors {
         let _ = writeln!(text, "error: {error}");
     }
-    let totals: Vec<String> = [
-        Class::Mutated,
-        Class::Stale,
-        Class::Missed,
-        Class::Complete,
-        Class::OptedOut,
-        Class::OutOfScope,
-    ]
-    .into_iter()
-    .map(|class| format!("{} {}", report.count(class), class.name()))
-    .collect();
+    let totals: Vec<String> = Class::ALL
+        .into_iter()
+        .map(|class| format!("{} {}", report.count(class), class.name()))
+        .collect();
     let _ = writeln!(
         text,
         "{} Pod(s) in {} workload(s) under policy {}: {}; {} error(s)",

@@ -177,12 +177,7 @@ pub fn summary(output: &MutateOutput) -> String {
                     );
                 }
                 for note in &result.plan.notes {
-                    let _ = writeln!(
-                        text,
-                        "  = {}: {}",
-                        note.container.as_deref().unwrap_or("pod"),
-                        note.message
-                    );
+                    let _ = writeln!(text, "  = {}", note.line());
                 }
                 for change in &result.plan.changes {
                     if change.feature == engine::Feature::Record {

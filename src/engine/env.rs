@@ -281,16 +281,7 @@ fn computed(
         _ => (1, "process"),
     };
     // A PYTHON_CPU_COUNT the user set is what Python and its pools will see.
-    let cpus = target
-        .container
-        .env
-        .iter()
-        .flatten()
-        .find(|var| var.name == "PYTHON_CPU_COUNT")
-        .and_then(|var| var.value.as_deref())
-        .and_then(|value| value.trim().parse::<u32>().ok())
-        .filter(|count| *count >= 1)
-        .unwrap_or(cpus);
+    let cpus = target.env_count("PYTHON_CPU_COUNT").unwrap_or(cpus);
     let threads = (cpus / processes.max(1)).max(1);
     for var in &policy.env.thread_caps {
         out.push((

@@ -49,13 +49,8 @@ pub fn plan(
         ));
     }
     let bad_concurrency = target
-        .container
-        .env
-        .iter()
-        .flatten()
-        .find(|var| var.name == "WEB_CONCURRENCY")
-        .and_then(|var| var.value.as_deref())
-        .filter(|value| value.trim().parse::<u32>().map_or(true, |n| n == 0));
+        .env_value("WEB_CONCURRENCY")
+        .filter(|_| target.env_count("WEB_CONCURRENCY").is_none());
     if let Some(value) = bad_concurrency {
         warn(format!(
             "WEB_CONCURRENCY={value:?} is not a positive integer; gunicorn fails to start"

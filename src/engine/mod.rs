@@ -174,6 +174,23 @@ impl Target<'_> {
         &self.container.name
     }
 
+    /// The literal value of an `env` entry of this container.
+    pub fn env_value(&self, name: &str) -> Option<&str> {
+        self.container
+            .env
+            .iter()
+            .flatten()
+            .find(|var| var.name == name)
+            .and_then(|var| var.value.as_deref())
+    }
+
+    /// An `env` entry that holds a positive integer (a worker or CPU count).
+    pub fn env_count(&self, name: &str) -> Option<u32> {
+        self.env_value(name)
+            .and_then(|value| value.trim().parse::<u32>().ok())
+            .filter(|count| *count >= 1)
+    }
+
     /// JSON pointer tokens of this container, followed by `rest`.
     pub fn tokens<'s>(&'s self, rest: &[&'s str]) -> Vec<&'s str> {
         let mut tokens = vec!["spec", "containers", self.index_text.as_str()];

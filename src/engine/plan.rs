@@ -65,6 +65,17 @@ pub struct Note {
     pub message: String,
 }
 
+impl Note {
+    /// `container: message`, or `pod: message` for a Pod-level note.
+    pub fn line(&self) -> String {
+        format!(
+            "{}: {}",
+            self.container.as_deref().unwrap_or("pod"),
+            self.message
+        )
+    }
+}
+
 /// Something the user should look at; never a rejection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Warning {

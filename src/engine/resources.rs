@@ -75,6 +75,21 @@ fn read(
     }
 }
 
+/// Each side's read result, per dimension.
+type UserAmounts = (Result<Option<Amount>, ()>, Result<Option<Amount>, ()>);
+
+/// The container's own request and limit of CPU and memory; unreadable ones are reported.
+fn user_amounts(target: &Target, planner: &mut Planner) -> [(Dimension, UserAmounts); 2] {
+    let resources = target.container.resources.as_ref();
+    let requests = resources.and_then(|r| r.requests.as_ref());
+    let limits = resources.and_then(|r| r.limits.as_ref());
+    [Dimension::Cpu, Dimension::Memory].map(|dimension| {
+        let request = read(requests, dimension, "requests", target, planner);
+        let limit = read(limits, dimension, "limits", target, planner);
+        (dimension, (request, limit))
+    })
+}
+
 /// Plans the missing requests and limits of one container and returns what it will then get.
 pub fn plan(pod: &Pod, target: &Target, planner: &mut Planner) -> SizingBase {
     if let Some(base) = pod_level(pod) {
@@ -87,20 +102,11 @@ pub fn plan(pod: &Pod, target: &Target, planner: &mut Planner) -> SizingBase {
     }
     let policy = planner.policy;
     let profile = policy.profile(target.info.profile);
-    let resources = target.container.resources.as_ref();
-    let requests = resources.and_then(|r| r.requests.as_ref());
-    let limits = resources.and_then(|r| r.limits.as_ref());
     let mut effective = [(None, None), (None, None)];
 
-    for (slot, dimension) in effective
-        .iter_mut()
-        .zip([Dimension::Cpu, Dimension::Memory])
-    {
+    for (slot, (dimension, user)) in effective.iter_mut().zip(user_amounts(target, planner)) {
         let key = dimension.key();
-        let (Ok(user_request), Ok(user_limit)) = (
-            read(requests, dimension, "requests", target, planner),
-            read(limits, dimension, "limits", target, planner),
-        ) else {
+        let (Ok(user_request), Ok(user_limit)) = user else {
             continue;
         };
         let (default_request, default_limit) = match dimension {
@@ -204,19 +210,8 @@ pub fn current(pod: &Pod, target: &Target, planner: &mut Planner) -> SizingBase 
     if let Some(base) = pod_level(pod) {
         return base;
     }
-    let resources = target.container.resources.as_ref();
-    let requests = resources.and_then(|r| r.requests.as_ref());
-    let limits = resources.and_then(|r| r.limits.as_ref());
-    let mut effective = [(None, None), (None, None)];
-    for (slot, dimension) in effective
-        .iter_mut()
-        .zip([Dimension::Cpu, Dimension::Memory])
-    {
-        *slot = (
-            read(requests, dimension, "requests", target, planner).unwrap_or(None),
-            read(limits, dimension, "limits", target, planner).unwrap_or(None),
-        );
-    }
+    let effective = user_amounts(target, planner)
+        .map(|(_, (request, limit))| (request.unwrap_or(None), limit.unwrap_or(None)));
     sizing_base(&effective)
 }
 

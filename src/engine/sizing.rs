@@ -48,19 +48,6 @@ pub fn memory_per_worker(policy: &Policy, directives: &Directives) -> (String, u
     })
 }
 
-/// The user's own `WEB_CONCURRENCY`, when the container defines it as a literal integer.
-pub fn user_web_concurrency(target: &Target) -> Option<u32> {
-    target
-        .container
-        .env
-        .iter()
-        .flatten()
-        .find(|var| var.name == "WEB_CONCURRENCY")
-        .and_then(|var| var.value.as_deref())
-        .and_then(|value| value.trim().parse::<u32>().ok())
-        .filter(|count| *count >= 1)
-}
-
 pub fn plan(
     target: &Target,
     base: &SizingBase,
@@ -75,7 +62,7 @@ pub fn plan(
             source: format!("{} --workers {count}", server.name()),
         };
     }
-    if let Some(count) = user_web_concurrency(target) {
+    if let Some(count) = target.env_count("WEB_CONCURRENCY") {
         return WorkerPlan::Given {
             count,
             source: format!("WEB_CONCURRENCY={count}"),
