@@ -925,3 +925,56 @@ fn make_certs_script_makes_a_serving_certificate_pytune_serves() {
     assert!(!bad.status.success());
     assert!(!dir.path().join("other").exists());
 }
+
+const SCRIPTS: [&str; 5] = [
+    "certs/make-certs",
+    "scripts/install-helm",
+    "scripts/test",
+    ".ci/run",
+    "tests/e2e/run.sh",
+];
+
+#[test]
+fn e2e_suite_says_it_is_skipped_without_a_cluster() {
+    let output = Command::new(root().join("tests/e2e/run.sh"))
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("tests/e2e/run.sh runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("e2e: skipped") && stdout.contains("KUBECONFIG"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn shell_scripts_parse_and_pass_shellcheck_when_installed() {
+    for script in SCRIPTS {
+        let status = Command::new("bash")
+            .arg("-n")
+            .arg(root().join(script))
+            .status()
+            .unwrap();
+        assert!(status.success(), "bash -n {script}");
+    }
+    match Command::new("shellcheck").arg("--version").output() {
+        Ok(output) if output.status.success() => {
+            let output = Command::new("shellcheck")
+                .args(SCRIPTS)
+                .current_dir(root())
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "shellcheck:\n{}",
+                String::from_utf8_lossy(&output.stdout)
+            );
+        }
+        _ => eprintln!("shellcheck is not installed: only bash -n was checked"),
+    }
+}
