@@ -636,7 +636,8 @@ fn policy_values_are_merged_over_the_default_policy() {
     std::fs::write(
         &values,
         "policy:\n  profiles:\n    web:\n      resources:\n        requests: { cpu: 500m }\n\
-         \x20 sidecars: [istio-proxy, my-agent]\n  env:\n    fixed:\n      PYTHONUNBUFFERED: \"1\"\n",
+         \x20 sidecars: [istio-proxy, my-agent]\n  env:\n    fixed:\n      PYTHONUNBUFFERED: \"1\"\n\
+         \x20   mallocArenaMax: null\n",
     )
     .unwrap();
     let docs = parse(&helm_template(&["-f", values.to_str().unwrap()]).unwrap());
@@ -659,6 +660,18 @@ fn policy_values_are_merged_over_the_default_policy() {
     assert_eq!(policy["probes"], default["probes"]);
     assert_eq!(policy["sizing"], default["sizing"]);
     assert_eq!(policy["env"]["fixed"]["PYTHONUNBUFFERED"], "1");
+    // null switches a knob off (here MALLOC_ARENA_MAX), as in a policy file.
+    assert!(policy["env"]["mallocArenaMax"].is_null());
+    assert!(
+        policy["env"]
+            .as_object()
+            .unwrap()
+            .contains_key("mallocArenaMax")
+    );
+    assert_eq!(
+        policy["env"]["webConcurrency"],
+        default["env"]["webConcurrency"]
+    );
     assert_eq!(policy["selector"], default["selector"]);
     // And pytune itself reads it as that.
     let effective = pytune_policy(&policy_text(&docs));
