@@ -242,5 +242,15 @@ check "pytune.io/skip: env still adds resources" has_memory_request "$ns_on" ski
 create "$ns_on" mine yes "" '{ name: PYTHONUNBUFFERED, value: "0" }'
 check "a value the Pod sets is kept" env_is "$ns_on" mine PYTHONUNBUFFERED 0
 
+if [[ $mode == chart ]]; then
+    ca_of() { kubectl get mutatingwebhookconfiguration "$webhook_name" -o 'jsonpath={.webhooks[0].clientConfig.caBundle}'; }
+    ca_before=$(ca_of)
+    "$helm" upgrade "$webhook_name" charts/pytune -n "$ns_system" --reuse-values --wait --timeout 3m \
+        >"$work/helm-upgrade.log" 2>&1 || die "helm upgrade failed: $(cat "$work/helm-upgrade.log")"
+    check "helm upgrade keeps the chart's self-signed CA" test "$ca_before" == "$(ca_of)"
+    create "$ns_on" after-upgrade
+    check "pytune still mutates after the upgrade" injected "$ns_on" after-upgrade
+fi
+
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
