@@ -10,13 +10,12 @@
 ARG RUST_VERSION=1.89
 FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
-# Only what the build reads (see .dockerignore): manifests, sources, the embedded policy, benches
-# (declared in Cargo.toml).
+# Only what the build reads (see .dockerignore): manifests, sources, the embedded policy and benches
+# (Cargo.toml declares them, so cargo looks for their files).
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY policy ./policy
 COPY benches ./benches
-COPY tests/fixtures ./tests/fixtures
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin pytune \
@@ -31,4 +30,4 @@ USER 65532:65532
 # 8443: the HTTPS webhook (--listen); 8080: /livez, /readyz, /metrics (--admin-listen).
 EXPOSE 8443 8080
 ENTRYPOINT ["/usr/local/bin/pytune"]
-CMD ["serve", "--help"]
+CMD ["--help"]
