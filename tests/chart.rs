@@ -991,3 +991,164 @@ fn shell_scripts_parse_and_pass_shellcheck_when_installed() {
         _ => eprintln!("shellcheck is not installed: only bash -n was checked"),
     }
 }
+
+/// A label selector's `matchExpressions` (and `matchLabels`) evaluated as the API server does.
+fn selects(selector: &Value, labels: &serde_json::Map<String, Value>) -> bool {
+    let labels_match = selector
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .is_none_or(|wanted| wanted.iter().all(|(k, v)| labels.get(k) == Some(v)));
+    let empty = Vec::new();
+    let exprs = selector
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
+    labels_match
+        && exprs.iter().all(|e| {
+            let value = labels.get(e["key"].as_str().unwrap());
+            let values = e.get("values").and_then(Value::as_array).unwrap_or(&empty);
+            match e["operator"].as_str().unwrap() {
+                "In" => value.is_some_and(|v| values.contains(v)),
+                "NotIn" => value.is_none_or(|v| !values.contains(v)),
+                "Exists" => value.is_some(),
+                "DoesNotExist" => value.is_none(),
+                other => panic!("unknown operator {other}"),
+            }
+        })
+}
+
+/// Which webhook paths a Python Pod in a namespace with these labels is sent to.
+fn routes(hooks: &[Value], name: &str, labels: &[(&str, &str)]) -> Vec<String> {
+    let mut map = serde_json::Map::new();
+    map.insert("kubernetes.io/metadata.name".into(), json!(name));
+    for (k, v) in labels {
+        map.insert((*k).into(), json!(v));
+    }
+    let pod_labels = json!({"pytune.io/runtime": "python"})
+        .as_object()
+        .unwrap()
+        .clone();
+    hooks
+        .iter()
+        .filter(|hook| selects(&hook["namespaceSelector"], &map))
+        .filter(|hook| selects(&hook["objectSelector"], &pod_labels))
+        .map(|hook| {
+            hook["clientConfig"]["service"]["path"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn each_namespace_reaches_at_most_one_path() {
+    let namespaces: &[(&str, &[(&str, &str)])] = &[
+        ("kube-system", &[("pytune.io/enabled", "true")]),
+        ("kube-public", &[]),
+        ("kube-node-lease", &[]),
+        (NAMESPACE, &[("pytune.io/enabled", "true")]),
+        ("plain", &[]),
+        ("opted-in", &[("pytune.io/enabled", "true")]),
+        ("opted-out", &[("pytune.io/enabled", "false")]),
+        ("audit", &[("pytune.io/mode", "audit")]),
+        (
+            "audit-and-in",
+            &[("pytune.io/mode", "audit"), ("pytune.io/enabled", "true")],
+        ),
+        (
+            "audit-but-out",
+            &[("pytune.io/mode", "audit"), ("pytune.io/enabled", "false")],
+        ),
+        (
+            "mode-other",
+            &[("pytune.io/mode", "enforce"), ("pytune.io/enabled", "true")],
+        ),
+    ];
+    let expected_namespaces = [
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec!["/mutate"],
+        vec![],
+        vec!["/audit"],
+        vec!["/audit"],
+        vec![],
+        vec!["/mutate"],
+    ];
+    let expected_cluster = [
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec!["/mutate"],
+        vec!["/mutate"],
+        vec![],
+        vec!["/audit"],
+        vec!["/audit"],
+        vec![],
+        vec!["/mutate"],
+    ];
+    for (scope, expected) in [
+        ("namespaces", expected_namespaces),
+        ("cluster", expected_cluster),
+    ] {
+        let hooks = webhooks(&render(&[&format!("scope={scope}")]));
+        for ((name, labels), want) in namespaces.iter().zip(expected.iter()) {
+            assert_eq!(
+                &routes(&hooks, name, labels),
+                want,
+                "scope {scope}, namespace {name} {labels:?}"
+            );
+        }
+        // Without the audit entry, audit namespaces are handled like any other.
+        let hooks = webhooks(&render(&[&format!("scope={scope}"), "webhook.audit=false"]));
+        let want: Vec<String> = if scope == "cluster" {
+            vec!["/mutate".into()]
+        } else {
+            vec![]
+        };
+        assert_eq!(
+            routes(&hooks, "audit", &[("pytune.io/mode", "audit")]),
+            want,
+            "{scope}"
+        );
+    }
+}
+
+#[test]
+fn notes_tell_how_to_opt_in_and_see_what_pytune_did() {
+    for (scope, opt) in [
+        ("namespaces", "pytune.io/enabled=true"),
+        ("cluster", "pytune.io/enabled=false"),
+    ] {
+        let output = Command::new(helm())
+            .args(["install", RELEASE])
+            .arg(chart())
+            .args(["--dry-run=client", "--namespace", NAMESPACE])
+            .args(["--set", &format!("scope={scope}")])
+            .output()
+            .expect("helm runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let notes = &stdout[stdout.find("NOTES:").expect("NOTES rendered")..];
+        for needle in [
+            opt,
+            "pytune.io/mode=audit",
+            "pytune.io/injected",
+            "/metrics",
+            "--dry-run=server",
+        ] {
+            assert!(
+                notes.contains(needle),
+                "{scope}: {needle} missing from\n{notes}"
+            );
+        }
+    }
+}
