@@ -371,9 +371,27 @@ fn self_signed_mode_makes_a_ca_the_webhook_trusts() {
             "{name} not in {sans}"
         );
     }
-    // The pair serves: pytune loads it and a client that trusts only the CA accepts it for the
-    // Service's name.
-    serve_and_handshake(dir.path(), Some("pytune.pytune-system.svc"));
+    // The Deployment's own arguments start pytune with this pair and the rendered policy (the
+    // mounted paths and listen addresses mapped to this machine), and a client that trusts only the
+    // CA accepts it for the Service's name.
+    std::fs::write(dir.path().join("policy.yaml"), policy_text(&docs)).unwrap();
+    let container = &find(&docs, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<String> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|arg| {
+            let arg = arg.as_str().unwrap();
+            match arg.split_once('=') {
+                Some(("--listen", _)) => "--listen=127.0.0.1:{port}".to_string(),
+                Some(("--admin-listen", _)) => "--admin-listen=127.0.0.1:{admin}".to_string(),
+                _ => arg
+                    .replace("/etc/pytune/tls", dir.path().to_str().unwrap())
+                    .replace("/etc/pytune/policy", dir.path().to_str().unwrap()),
+            }
+        })
+        .collect();
+    serve_and_handshake(dir.path(), Some("pytune.pytune-system.svc"), &args);
 }
 
 #[test]
@@ -807,19 +825,31 @@ fn ready(admin: u16) -> bool {
     response.starts_with("HTTP/1.1 200")
 }
 
-/// Starts `pytune serve` with DIR's tls.crt/tls.key and checks a TLS handshake that trusts only
-/// DIR's ca.crt, for `hostname` (or for the IP 127.0.0.1).
-fn serve_and_handshake(dir: &Path, hostname: Option<&str>) {
+/// `pytune serve` arguments for DIR's tls.crt/tls.key; `{port}` and `{admin}` stand for the ports.
+fn plain_serve_args(dir: &Path) -> Vec<String> {
+    vec![
+        "serve".into(),
+        "--listen=127.0.0.1:{port}".into(),
+        "--admin-listen=127.0.0.1:{admin}".into(),
+        format!("--tls-cert={}", dir.join("tls.crt").display()),
+        format!("--tls-key={}", dir.join("tls.key").display()),
+    ]
+}
+
+/// Starts `pytune serve` with `args` and checks a TLS handshake that trusts only DIR's ca.crt, for
+/// `hostname` (or for the IP 127.0.0.1).
+fn serve_and_handshake(dir: &Path, hostname: Option<&str>, args: &[String]) {
     let (port, admin) = (free_port(), free_port());
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| {
+            a.replace("{port}", &port.to_string())
+                .replace("{admin}", &admin.to_string())
+        })
+        .collect();
     let mut server = Server(
         Command::new(env!("CARGO_BIN_EXE_pytune"))
-            .arg("serve")
-            .arg(format!("--listen=127.0.0.1:{port}"))
-            .arg(format!("--admin-listen=127.0.0.1:{admin}"))
-            .arg("--tls-cert")
-            .arg(dir.join("tls.crt"))
-            .arg("--tls-key")
-            .arg(dir.join("tls.key"))
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -836,7 +866,7 @@ fn serve_and_handshake(dir: &Path, hostname: Option<&str>) {
                 .unwrap()
                 .read_to_string(&mut err)
                 .unwrap();
-            panic!("pytune serve exited ({status}) with this certificate:\n{err}");
+            panic!("pytune serve {args:?} exited ({status}):\n{err}");
         }
         assert!(
             Instant::now() < deadline,
@@ -919,8 +949,8 @@ fn make_certs_script_makes_a_serving_certificate_pytune_serves() {
         }
     }
 
-    serve_and_handshake(&out, None);
-    serve_and_handshake(&out, Some("pytune.team-a.svc"));
+    serve_and_handshake(&out, None, &plain_serve_args(&out));
+    serve_and_handshake(&out, Some("pytune.team-a.svc"), &plain_serve_args(&out));
 
     // It never overwrites a key, and says why.
     let again = Command::new(root().join("certs/make-certs"))
