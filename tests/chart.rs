@@ -1,0 +1,1184 @@
+//! The Helm chart (charts/pytune) and certs/make-certs: helm lint and helm template over every
+//! documented values combination, assertions on the rendered objects, offline schema validation
+//! with kubernetes-validate, the values schema's messages, and the certificates against `pytune serve`.
+//!
+//! Needs helm and kubernetes-validate: `scripts/install-helm` puts them in target/tools/bin, and
+//! `scripts/test` passes them as PYTUNE_HELM and PYTUNE_KUBERNETES_VALIDATE.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const RELEASE: &str = "pytune";
+const NAMESPACE: &str = "pytune-system";
+const KUBE_VERSION: &str = "1.33.0";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn chart() -> PathBuf {
+    root().join("charts/pytune")
+}
+
+/// A tool from its environment variable, else from target/tools/bin; a clear failure when absent.
+fn tool(var: &str, name: &str) -> PathBuf {
+    let path = match std::env::var_os(var) {
+        Some(path) => PathBuf::from(path),
+        None => root().join("target/tools/bin").join(name),
+    };
+    assert!(
+        path.is_file(),
+        "{name} not found at {} — run scripts/install-helm (or ./scripts/test, which does), \
+         or set {var} to a {name} binary",
+        path.display()
+    );
+    path
+}
+
+fn helm() -> PathBuf {
+    tool("PYTUNE_HELM", "helm")
+}
+
+fn helm_template(args: &[&str]) -> Result<String, String> {
+    let output = Command::new(helm())
+        .args(["template", RELEASE])
+        .arg(chart())
+        .args(["--namespace", NAMESPACE, "--kube-version", KUBE_VERSION])
+        .args(args)
+        .output()
+        .expect("helm runs");
+    if output.status.success() {
+        Ok(String::from_utf8(output.stdout).expect("helm prints UTF-8"))
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+fn parse(text: &str) -> Vec<Value> {
+    let docs: Vec<Value> = serde_saphyr::from_multiple(text).expect("helm output is YAML");
+    docs.into_iter().filter(|doc| !doc.is_null()).collect()
+}
+
+/// `--set`-style arguments → rendered objects.
+fn render(sets: &[&str]) -> Vec<Value> {
+    let mut args = Vec::new();
+    for set in sets {
+        args.push("--set");
+        args.push(set);
+    }
+    let text = helm_template(&args).unwrap_or_else(|err| panic!("helm template {sets:?}: {err}"));
+    parse(&text)
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+    let found: Vec<&Value> = docs.iter().filter(|doc| doc["kind"] == kind).collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected exactly one {kind}, got {}",
+        found.len()
+    );
+    found[0]
+}
+
+fn kinds(docs: &[Value]) -> Vec<String> {
+    let mut kinds: Vec<String> = docs
+        .iter()
+        .map(|doc| doc["kind"].as_str().unwrap().to_string())
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+fn webhooks(docs: &[Value]) -> Vec<Value> {
+    find(docs, "MutatingWebhookConfiguration")["webhooks"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn expressions(webhook: &Value) -> Vec<Value> {
+    let selector = &webhook["namespaceSelector"];
+    assert!(selector.get("matchLabels").is_none());
+    selector["matchExpressions"].as_array().unwrap().clone()
+}
+
+fn expr(key: &str, operator: &str, values: &[&str]) -> Value {
+    json!({"key": key, "operator": operator, "values": values})
+}
+
+fn system_exclusion() -> Value {
+    expr(
+        "kubernetes.io/metadata.name",
+        "NotIn",
+        &["kube-system", "kube-public", "kube-node-lease", NAMESPACE],
+    )
+}
+
+/// Every documented values combination, as `--set` lists.
+fn combinations() -> Vec<Vec<String>> {
+    let mut combos = Vec::new();
+    for scope in ["namespaces", "cluster"] {
+        for certs in [
+            vec!["certificates.mode=selfSigned".to_string()],
+            vec!["certificates.mode=certManager".to_string()],
+            vec![
+                "certificates.mode=existingSecret".to_string(),
+                "certificates.existingSecret=pytune-serving".to_string(),
+                "certificates.caBundle=Q0E=".to_string(),
+            ],
+        ] {
+            for audit in [true, false] {
+                let mut set = vec![format!("scope={scope}"), format!("webhook.audit={audit}")];
+                set.extend(certs.iter().cloned());
+                combos.push(set);
+            }
+        }
+    }
+    combos.push(vec!["serviceMonitor.enabled=true".into()]);
+    combos.push(vec![
+        "policy.profiles.web.resources.requests.cpu=500m".into(),
+        "policy.sidecars={istio-proxy}".into(),
+    ]);
+    combos.push(vec![
+        "certificates.certManager.issuerRef.name=corp-ca".into(),
+    ]);
+    combos
+}
+
+fn sets(combo: &[String]) -> Vec<&str> {
+    combo.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn chart_policy_is_a_copy_of_the_default_policy() {
+    let chart_copy = std::fs::read(chart().join("files/default-policy.yaml")).unwrap();
+    let default = std::fs::read(root().join("policy/default.yaml")).unwrap();
+    assert!(
+        chart_copy == default,
+        "charts/pytune/files/default-policy.yaml differs from policy/default.yaml: \
+         cp policy/default.yaml charts/pytune/files/default-policy.yaml"
+    );
+}
+
+#[test]
+fn helm_lint_passes_for_every_documented_combination() {
+    for combo in combinations() {
+        let mut cmd = Command::new(helm());
+        cmd.args([
+            "lint",
+            "--strict",
+            "--namespace",
+            NAMESPACE,
+            "--kube-version",
+            KUBE_VERSION,
+        ]);
+        cmd.arg(chart());
+        for set in &combo {
+            cmd.args(["--set", set]);
+        }
+        let output = cmd.output().expect("helm runs");
+        assert!(
+            output.status.success(),
+            "helm lint {combo:?}:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[test]
+fn webhook_defaults_are_safe() {
+    let docs = render(&[]);
+    let hooks = webhooks(&docs);
+    assert_eq!(hooks.len(), 2);
+    for hook in &hooks {
+        assert_eq!(hook["admissionReviewVersions"], json!(["v1"]));
+        assert_eq!(hook["sideEffects"], "None");
+        assert_eq!(hook["failurePolicy"], "Ignore");
+        assert_eq!(hook["timeoutSeconds"], 5);
+        assert_eq!(hook["reinvocationPolicy"], "IfNeeded");
+        assert_eq!(
+            hook["rules"],
+            json!([{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                    "resources": ["pods"], "scope": "Namespaced"}])
+        );
+        assert_eq!(
+            hook["objectSelector"],
+            json!({"matchLabels": {"pytune.io/runtime": "python"}})
+        );
+        let service = &hook["clientConfig"]["service"];
+        assert_eq!(service["name"], RELEASE);
+        assert_eq!(service["namespace"], NAMESPACE);
+        assert_eq!(service["port"], 443);
+    }
+    assert_eq!(hooks[0]["name"], "mutate.pytune.io");
+    assert_eq!(hooks[0]["clientConfig"]["service"]["path"], "/mutate");
+    assert_eq!(hooks[1]["name"], "audit.pytune.io");
+    assert_eq!(hooks[1]["clientConfig"]["service"]["path"], "/audit");
+
+    let tuned = render(&["webhook.failurePolicy=Fail", "webhook.timeoutSeconds=3"]);
+    for hook in webhooks(&tuned) {
+        assert_eq!(hook["failurePolicy"], "Fail");
+        assert_eq!(hook["timeoutSeconds"], 3);
+    }
+}
+
+#[test]
+fn namespaces_scope_selects_only_opted_in_namespaces() {
+    let hooks = webhooks(&render(&["scope=namespaces"]));
+    let mutate = expressions(&hooks[0]);
+    assert!(mutate.contains(&system_exclusion()));
+    assert!(mutate.contains(&expr("pytune.io/enabled", "In", &["true"])));
+    assert!(mutate.contains(&expr("pytune.io/enabled", "NotIn", &["false"])));
+    assert!(
+        mutate.contains(&expr("pytune.io/mode", "NotIn", &["audit"])),
+        "audit namespaces excluded"
+    );
+    assert_eq!(mutate.len(), 4);
+
+    let audit = expressions(&hooks[1]);
+    assert_eq!(
+        audit,
+        vec![
+            system_exclusion(),
+            expr("pytune.io/enabled", "NotIn", &["false"]),
+            expr("pytune.io/mode", "In", &["audit"]),
+        ]
+    );
+}
+
+#[test]
+fn cluster_scope_selects_every_namespace_but_system_and_opted_out_ones() {
+    let hooks = webhooks(&render(&[
+        "scope=cluster",
+        "webhook.excludeNamespaces={ci,sandbox}",
+    ]));
+    let exclusion = expr(
+        "kubernetes.io/metadata.name",
+        "NotIn",
+        &[
+            "kube-system",
+            "kube-public",
+            "kube-node-lease",
+            NAMESPACE,
+            "ci",
+            "sandbox",
+        ],
+    );
+    assert_eq!(
+        expressions(&hooks[0]),
+        vec![
+            exclusion.clone(),
+            expr("pytune.io/enabled", "NotIn", &["false"]),
+            expr("pytune.io/mode", "NotIn", &["audit"]),
+        ]
+    );
+    assert_eq!(
+        expressions(&hooks[1]),
+        vec![
+            exclusion,
+            expr("pytune.io/enabled", "NotIn", &["false"]),
+            expr("pytune.io/mode", "In", &["audit"]),
+        ]
+    );
+}
+
+#[test]
+fn without_the_audit_entry_only_mutate_remains() {
+    for scope in ["namespaces", "cluster"] {
+        let hooks = webhooks(&render(&[&format!("scope={scope}"), "webhook.audit=false"]));
+        assert_eq!(hooks.len(), 1);
+        assert_eq!(hooks[0]["clientConfig"]["service"]["path"], "/mutate");
+        let exprs = expressions(&hooks[0]);
+        assert!(
+            !exprs.iter().any(|e| e["key"] == "pytune.io/mode"),
+            "{scope}: {exprs:?}"
+        );
+    }
+}
+
+#[test]
+fn selector_value_reaches_the_webhook_and_the_policy() {
+    let docs = render(&["selector.label=example.com/lang", "selector.value=py"]);
+    for hook in webhooks(&docs) {
+        assert_eq!(
+            hook["objectSelector"],
+            json!({"matchLabels": {"example.com/lang": "py"}})
+        );
+    }
+    let policy = policy_of(&docs);
+    assert_eq!(
+        policy["selector"],
+        json!({"label": "example.com/lang", "value": "py"})
+    );
+}
+
+fn secret_volume(docs: &[Value]) -> String {
+    let volumes = &find(docs, "Deployment")["spec"]["template"]["spec"]["volumes"];
+    let tls = volumes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "tls")
+        .unwrap();
+    tls["secret"]["secretName"].as_str().unwrap().to_string()
+}
+
+fn decode(b64: &Value) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.as_str().unwrap())
+        .unwrap()
+}
+
+#[test]
+fn self_signed_mode_makes_a_ca_the_webhook_trusts() {
+    let docs = render(&["certificates.mode=selfSigned"]);
+    let secret = find(&docs, "Secret");
+    assert_eq!(secret["type"], "kubernetes.io/tls");
+    assert_eq!(secret["metadata"]["name"], secret_volume(&docs));
+    let ca = &secret["data"]["ca.crt"];
+    for hook in webhooks(&docs) {
+        assert_eq!(&hook["clientConfig"]["caBundle"], ca);
+    }
+    let mwc = find(&docs, "MutatingWebhookConfiguration");
+    assert!(mwc["metadata"].get("annotations").is_none());
+    assert!(!kinds(&docs).contains(&"Certificate".to_string()));
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.crt"), decode(ca)).unwrap();
+    std::fs::write(
+        dir.path().join("tls.crt"),
+        decode(&secret["data"]["tls.crt"]),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("tls.key"),
+        decode(&secret["data"]["tls.key"]),
+    )
+    .unwrap();
+    openssl_verify(dir.path());
+    let sans = subject_alt_names(&dir.path().join("tls.crt"));
+    for name in ["pytune", "pytune.pytune-system", "pytune.pytune-system.svc"] {
+        assert!(
+            sans.contains(&format!("DNS:{name},")),
+            "{name} not in {sans}"
+        );
+    }
+    // The Deployment's own arguments start pytune with this pair and the rendered policy (the
+    // mounted paths and listen addresses mapped to this machine), and a client that trusts only the
+    // CA accepts it for the Service's name.
+    std::fs::write(dir.path().join("policy.yaml"), policy_text(&docs)).unwrap();
+    let container = &find(&docs, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<String> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|arg| {
+            let arg = arg.as_str().unwrap();
+            match arg.split_once('=') {
+                Some(("--listen", _)) => "--listen=127.0.0.1:{port}".to_string(),
+                Some(("--admin-listen", _)) => "--admin-listen=127.0.0.1:{admin}".to_string(),
+                _ => arg
+                    .replace("/etc/pytune/tls", dir.path().to_str().unwrap())
+                    .replace("/etc/pytune/policy", dir.path().to_str().unwrap()),
+            }
+        })
+        .collect();
+    serve_and_handshake(dir.path(), Some("pytune.pytune-system.svc"), &args);
+}
+
+#[test]
+fn cert_manager_mode_issues_a_certificate_and_injects_the_ca() {
+    let docs = render(&["certificates.mode=certManager"]);
+    let mwc = find(&docs, "MutatingWebhookConfiguration");
+    assert_eq!(
+        mwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+        format!("{NAMESPACE}/{RELEASE}")
+    );
+    for hook in webhooks(&docs) {
+        assert!(hook["clientConfig"].get("caBundle").is_none());
+    }
+    let certificate = find(&docs, "Certificate");
+    assert_eq!(certificate["metadata"]["name"], RELEASE);
+    assert_eq!(certificate["metadata"]["namespace"], NAMESPACE);
+    assert_eq!(certificate["spec"]["secretName"], secret_volume(&docs));
+    assert!(
+        certificate["spec"]["dnsNames"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("pytune.pytune-system.svc"))
+    );
+    let issuer = find(&docs, "Issuer");
+    assert_eq!(
+        certificate["spec"]["issuerRef"]["name"],
+        issuer["metadata"]["name"]
+    );
+    assert!(
+        !kinds(&docs).contains(&"Secret".to_string()),
+        "cert-manager writes the Secret"
+    );
+
+    let docs = render(&[
+        "certificates.mode=certManager",
+        "certificates.certManager.issuerRef.name=corp-ca",
+        "certificates.certManager.issuerRef.kind=ClusterIssuer",
+    ]);
+    assert!(!kinds(&docs).contains(&"Issuer".to_string()));
+    let issuer_ref = &find(&docs, "Certificate")["spec"]["issuerRef"];
+    assert_eq!(
+        issuer_ref,
+        &json!({"name": "corp-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"})
+    );
+}
+
+#[test]
+fn existing_secret_mode_uses_the_secret_and_the_ca_bundle() {
+    let docs = render(&[
+        "certificates.mode=existingSecret",
+        "certificates.existingSecret=my-serving",
+        "certificates.caBundle=Q0FCVU5ETEU=",
+    ]);
+    assert_eq!(secret_volume(&docs), "my-serving");
+    assert!(!kinds(&docs).contains(&"Secret".to_string()));
+    assert!(!kinds(&docs).contains(&"Certificate".to_string()));
+    for hook in webhooks(&docs) {
+        assert_eq!(hook["clientConfig"]["caBundle"], "Q0FCVU5ETEU=");
+    }
+}
+
+#[test]
+fn deployment_is_hardened_and_probed_on_the_admin_port() {
+    let docs = render(&[]);
+    let deployment = find(&docs, "Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let spread = &pod["topologySpreadConstraints"][0];
+    assert_eq!(spread["topologyKey"], "kubernetes.io/hostname");
+    assert_eq!(
+        spread["labelSelector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+
+    let containers = pod["containers"].as_array().unwrap();
+    assert_eq!(containers.len(), 1);
+    let c = &containers[0];
+    let sc = &c["securityContext"];
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["runAsNonRoot"], true);
+    assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
+    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(
+        c["livenessProbe"]["httpGet"],
+        json!({"path": "/livez", "port": "admin"})
+    );
+    assert_eq!(
+        c["readinessProbe"]["httpGet"],
+        json!({"path": "/readyz", "port": "admin"})
+    );
+    assert!(c["resources"]["requests"]["cpu"].is_string());
+    assert!(c["resources"]["limits"]["memory"].is_string());
+    let ports: Vec<(String, i64)> = c["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().into(),
+                p["containerPort"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(ports, vec![("https".into(), 8443), ("admin".into(), 8080)]);
+
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    for expected in [
+        "serve",
+        "--listen=0.0.0.0:8443",
+        "--admin-listen=0.0.0.0:8080",
+        "--tls-cert=/etc/pytune/tls/tls.crt",
+        "--tls-key=/etc/pytune/tls/tls.key",
+        "--policy=/etc/pytune/policy/policy.yaml",
+        "--kubernetes-version=1.33",
+    ] {
+        assert!(args.contains(&expected), "{expected} not in {args:?}");
+    }
+    let mounts = c["volumeMounts"].as_array().unwrap();
+    assert!(
+        mounts.contains(&json!({"name": "tls", "mountPath": "/etc/pytune/tls", "readOnly": true}))
+    );
+    assert!(
+        mounts.contains(
+            &json!({"name": "policy", "mountPath": "/etc/pytune/policy", "readOnly": true})
+        )
+    );
+    let policy_volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "policy")
+        .unwrap();
+    assert_eq!(
+        policy_volume["configMap"]["name"],
+        find(&docs, "ConfigMap")["metadata"]["name"]
+    );
+
+    let service = find(&docs, "Service");
+    let https = &service["spec"]["ports"][0];
+    assert_eq!(
+        (https["port"].as_i64(), https["targetPort"].as_str()),
+        (Some(443), Some("https"))
+    );
+    assert_eq!(
+        service["spec"]["selector"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+
+    let pdb = find(&docs, "PodDisruptionBudget");
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    assert_eq!(
+        pdb["spec"]["selector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+
+    let pinned = render(&["kubernetesVersion=1.29", "replicaCount=3"]);
+    let deployment = find(&pinned, "Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    let args = &deployment["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert!(
+        args.as_array()
+            .unwrap()
+            .contains(&json!("--kubernetes-version=1.29"))
+    );
+}
+
+#[test]
+fn service_account_has_no_rbac_and_no_token() {
+    // pytune calls no Kubernetes API (policy and certificate are mounted files, the version is a
+    // flag), so the chart grants nothing.
+    for combo in combinations() {
+        let docs = render(&sets(&combo));
+        for kind in ["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"] {
+            assert!(
+                !kinds(&docs).contains(&kind.to_string()),
+                "{combo:?} renders a {kind}"
+            );
+        }
+        let account = find(&docs, "ServiceAccount");
+        assert_eq!(account["automountServiceAccountToken"], false);
+        let pod = &find(&docs, "Deployment")["spec"]["template"]["spec"];
+        assert_eq!(pod["serviceAccountName"], account["metadata"]["name"]);
+    }
+}
+
+#[test]
+fn service_monitor_is_optional() {
+    assert!(!kinds(&render(&[])).contains(&"ServiceMonitor".to_string()));
+    let docs = render(&["serviceMonitor.enabled=true"]);
+    let monitor = find(&docs, "ServiceMonitor");
+    let endpoint = &monitor["spec"]["endpoints"][0];
+    assert_eq!(endpoint["port"], "metrics");
+    assert_eq!(endpoint["path"], "/metrics");
+    let service = find(&docs, "Service");
+    let metrics = service["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "metrics");
+    assert_eq!(metrics.unwrap()["targetPort"], "admin");
+    assert_eq!(
+        monitor["spec"]["selector"]["matchLabels"],
+        service["spec"]["selector"]
+    );
+}
+
+fn policy_text(docs: &[Value]) -> String {
+    find(docs, "ConfigMap")["data"]["policy.yaml"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn policy_of(docs: &[Value]) -> Value {
+    serde_saphyr::from_str(&policy_text(docs)).unwrap()
+}
+
+/// Runs `pytune policy --policy FILE` over a rendered policy: the server accepts it.
+fn pytune_policy(text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy.yaml");
+    std::fs::write(&file, text).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_pytune"))
+        .args(["policy", "--policy"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "pytune rejects the rendered policy:\n{}\n{text}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn policy_config_map_is_the_default_policy_unless_overridden() {
+    let text = policy_text(&render(&[]));
+    let default = std::fs::read_to_string(root().join("policy/default.yaml")).unwrap();
+    assert_eq!(text.trim_end(), default.trim_end());
+    pytune_policy(&text);
+}
+
+#[test]
+fn policy_values_are_merged_over_the_default_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("values.yaml");
+    std::fs::write(
+        &values,
+        "policy:\n  profiles:\n    web:\n      resources:\n        requests: { cpu: 500m }\n\
+         \x20 sidecars: [istio-proxy, my-agent]\n  env:\n    fixed:\n      PYTHONUNBUFFERED: \"1\"\n\
+         \x20   mallocArenaMax: null\n",
+    )
+    .unwrap();
+    let docs = parse(&helm_template(&["-f", values.to_str().unwrap()]).unwrap());
+    let policy = policy_of(&docs);
+    let default: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(root().join("policy/default.yaml")).unwrap(),
+    )
+    .unwrap();
+    // Overridden: the knob; kept: its siblings and everything else; lists replace.
+    assert_eq!(
+        policy["profiles"]["web"]["resources"]["requests"]["cpu"],
+        "500m"
+    );
+    assert_eq!(
+        policy["profiles"]["web"]["resources"]["requests"]["memory"],
+        default["profiles"]["web"]["resources"]["requests"]["memory"]
+    );
+    assert_eq!(policy["profiles"]["job"], default["profiles"]["job"]);
+    assert_eq!(policy["sidecars"], json!(["istio-proxy", "my-agent"]));
+    assert_eq!(policy["probes"], default["probes"]);
+    assert_eq!(policy["sizing"], default["sizing"]);
+    assert_eq!(policy["env"]["fixed"]["PYTHONUNBUFFERED"], "1");
+    // null switches a knob off (here MALLOC_ARENA_MAX), as in a policy file.
+    assert!(policy["env"]["mallocArenaMax"].is_null());
+    assert!(
+        policy["env"]
+            .as_object()
+            .unwrap()
+            .contains_key("mallocArenaMax")
+    );
+    assert_eq!(
+        policy["env"]["webConcurrency"],
+        default["env"]["webConcurrency"]
+    );
+    assert_eq!(policy["selector"], default["selector"]);
+    // And pytune itself reads it as that.
+    let effective = pytune_policy(&policy_text(&docs));
+    assert!(effective.contains("500m"), "{effective}");
+    assert!(effective.contains("my-agent"), "{effective}");
+}
+
+#[test]
+fn bad_values_fail_with_the_schema_message() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--set", "scope=everywhere"], "/scope"),
+        (&["--set", "certificates.mode=vault"], "/certificates/mode"),
+        (
+            &["--set", "certificates.mode=existingSecret"],
+            "/certificates/existingSecret",
+        ),
+        (
+            &["--set", "webhook.timeoutSeconds=60"],
+            "/webhook/timeoutSeconds",
+        ),
+        (
+            &["--set", "webhook.failurePolicy=Maybe"],
+            "/webhook/failurePolicy",
+        ),
+        (&["--set", "replicaCount=0"], "/replicaCount"),
+        (&["--set", "policy.profile.web.cpu=1"], "/policy"),
+        (&["--set", "scopes=cluster"], "scopes"),
+    ];
+    for (args, field) in cases {
+        let err = helm_template(args).expect_err(&format!("{args:?} must fail"));
+        assert!(
+            err.contains("values don't meet the specifications of the schema")
+                && err.contains(field),
+            "{args:?}: {err}"
+        );
+    }
+    let err = helm_template(&["--set", "scope=everywhere"]).unwrap_err();
+    assert!(
+        err.contains("value must be one of 'namespaces', 'cluster'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn rendered_objects_pass_kubernetes_schema_validation() {
+    let validate = tool("PYTUNE_KUBERNETES_VALIDATE", "kubernetes-validate");
+    // CRD kinds have no schema in kubernetes-validate: checked by the assertions above instead.
+    let crds = ["Certificate", "Issuer", "ServiceMonitor"];
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (i, combo) in combinations().iter().enumerate() {
+        for (j, doc) in render(&sets(combo)).iter().enumerate() {
+            if crds.contains(&doc["kind"].as_str().unwrap()) {
+                continue;
+            }
+            let file = dir.path().join(format!(
+                "{i:02}-{j:02}-{}.json",
+                doc["kind"].as_str().unwrap()
+            ));
+            std::fs::write(&file, serde_json::to_vec_pretty(doc).unwrap()).unwrap();
+            files.push(file);
+        }
+    }
+    let output = Command::new(validate)
+        .args(["--strict", "--quiet", "-k", KUBE_VERSION])
+        .args(&files)
+        .output()
+        .expect("kubernetes-validate runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && !stdout.contains("ERROR") && !stderr.contains("ERROR"),
+        "kubernetes-validate --strict -k {KUBE_VERSION} failed:\n{stdout}{stderr}"
+    );
+}
+
+fn openssl_verify(dir: &Path) {
+    let output = Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(dir.join("ca.crt"))
+        .arg(dir.join("tls.crt"))
+        .output()
+        .expect("openssl runs");
+    assert!(
+        output.status.success(),
+        "openssl verify: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// "DNS:a, DNS:b, IP Address:127.0.0.1," — each entry followed by a comma.
+fn subject_alt_names(cert: &Path) -> String {
+    let output = Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+        .arg(cert)
+        .output()
+        .expect("openssl runs");
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    let line = text.lines().nth(1).unwrap_or_default().trim().to_string();
+    format!("{line},")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn ready(admin: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", admin)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = "GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.starts_with("HTTP/1.1 200")
+}
+
+/// `pytune serve` arguments for DIR's tls.crt/tls.key; `{port}` and `{admin}` stand for the ports.
+fn plain_serve_args(dir: &Path) -> Vec<String> {
+    vec![
+        "serve".into(),
+        "--listen=127.0.0.1:{port}".into(),
+        "--admin-listen=127.0.0.1:{admin}".into(),
+        format!("--tls-cert={}", dir.join("tls.crt").display()),
+        format!("--tls-key={}", dir.join("tls.key").display()),
+    ]
+}
+
+/// Starts `pytune serve` with `args` and checks a TLS handshake that trusts only DIR's ca.crt, for
+/// `hostname` (or for the IP 127.0.0.1).
+fn serve_and_handshake(dir: &Path, hostname: Option<&str>, args: &[String]) {
+    let (port, admin) = (free_port(), free_port());
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| {
+            a.replace("{port}", &port.to_string())
+                .replace("{admin}", &admin.to_string())
+        })
+        .collect();
+    let mut server = Server(
+        Command::new(env!("CARGO_BIN_EXE_pytune"))
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("pytune serve starts"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready(admin) {
+        if let Ok(Some(status)) = server.0.try_wait() {
+            let mut err = String::new();
+            server
+                .0
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("pytune serve {args:?} exited ({status}):\n{err}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pytune serve not ready within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut client = Command::new("openssl");
+    client
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-verify_return_error",
+            "-CAfile",
+        ])
+        .arg(dir.join("ca.crt"));
+    match hostname {
+        Some(name) => client.args(["-servername", name, "-verify_hostname", name]),
+        None => client.args(["-verify_ip", "127.0.0.1"]),
+    };
+    let output = client.stdin(Stdio::null()).output().expect("openssl runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("Verify return code: 0 (ok)"),
+        "TLS handshake with pytune serve failed:\n{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn make_certs_script_makes_a_serving_certificate_pytune_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("certs");
+    let output = Command::new(root().join("certs/make-certs"))
+        .args(["-s", "pytune", "-n", "team-a", "-d", "30"])
+        .arg(&out)
+        .output()
+        .expect("certs/make-certs runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // stdout is the caBundle: ca.crt in base64 on one line.
+    let bundle = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(bundle.trim().lines().count(), 1);
+    assert_eq!(
+        decode(&json!(bundle.trim())),
+        std::fs::read(out.join("ca.crt")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("ca.bundle")).unwrap(),
+        bundle.trim()
+    );
+
+    openssl_verify(&out);
+    let sans = subject_alt_names(&out.join("tls.crt"));
+    for name in [
+        "DNS:pytune,",
+        "DNS:pytune.team-a,",
+        "DNS:pytune.team-a.svc,",
+        "DNS:pytune.team-a.svc.cluster.local,",
+        "DNS:localhost,",
+        "IP Address:127.0.0.1,",
+    ] {
+        assert!(sans.contains(name), "{name} not in {sans}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for key in ["ca.key", "tls.key"] {
+            let mode = std::fs::metadata(out.join(key))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o600, "{key}");
+        }
+    }
+
+    serve_and_handshake(&out, None, &plain_serve_args(&out));
+    serve_and_handshake(&out, Some("pytune.team-a.svc"), &plain_serve_args(&out));
+
+    // It never overwrites a key, and says why.
+    let again = Command::new(root().join("certs/make-certs"))
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+    // Bad names are refused before anything is written.
+    let bad = Command::new(root().join("certs/make-certs"))
+        .args(["-s", "Not_A_Name"])
+        .arg(dir.path().join("other"))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(!dir.path().join("other").exists());
+}
+
+const SCRIPTS: [&str; 5] = [
+    "certs/make-certs",
+    "scripts/install-helm",
+    "scripts/test",
+    ".ci/run",
+    "tests/e2e/run.sh",
+];
+
+#[test]
+fn e2e_suite_says_it_is_skipped_without_a_cluster() {
+    let output = Command::new(root().join("tests/e2e/run.sh"))
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("tests/e2e/run.sh runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("e2e: skipped") && stdout.contains("KUBECONFIG"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn shell_scripts_parse_and_pass_shellcheck_when_installed() {
+    for script in SCRIPTS {
+        let status = Command::new("bash")
+            .arg("-n")
+            .arg(root().join(script))
+            .status()
+            .unwrap();
+        assert!(status.success(), "bash -n {script}");
+    }
+    match Command::new("shellcheck").arg("--version").output() {
+        Ok(output) if output.status.success() => {
+            let output = Command::new("shellcheck")
+                .args(SCRIPTS)
+                .current_dir(root())
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "shellcheck:\n{}",
+                String::from_utf8_lossy(&output.stdout)
+            );
+        }
+        _ => eprintln!("shellcheck is not installed: only bash -n was checked"),
+    }
+}
+
+/// A label selector's `matchExpressions` (and `matchLabels`) evaluated as the API server does.
+fn selects(selector: &Value, labels: &serde_json::Map<String, Value>) -> bool {
+    let labels_match = selector
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .is_none_or(|wanted| wanted.iter().all(|(k, v)| labels.get(k) == Some(v)));
+    let empty = Vec::new();
+    let exprs = selector
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
+    labels_match
+        && exprs.iter().all(|e| {
+            let value = labels.get(e["key"].as_str().unwrap());
+            let values = e.get("values").and_then(Value::as_array).unwrap_or(&empty);
+            match e["operator"].as_str().unwrap() {
+                "In" => value.is_some_and(|v| values.contains(v)),
+                "NotIn" => value.is_none_or(|v| !values.contains(v)),
+                "Exists" => value.is_some(),
+                "DoesNotExist" => value.is_none(),
+                other => panic!("unknown operator {other}"),
+            }
+        })
+}
+
+/// Which webhook paths a Python Pod in a namespace with these labels is sent to.
+fn routes(hooks: &[Value], name: &str, labels: &[(&str, &str)]) -> Vec<String> {
+    let mut map = serde_json::Map::new();
+    map.insert("kubernetes.io/metadata.name".into(), json!(name));
+    for (k, v) in labels {
+        map.insert((*k).into(), json!(v));
+    }
+    let pod_labels = json!({"pytune.io/runtime": "python"})
+        .as_object()
+        .unwrap()
+        .clone();
+    hooks
+        .iter()
+        .filter(|hook| selects(&hook["namespaceSelector"], &map))
+        .filter(|hook| selects(&hook["objectSelector"], &pod_labels))
+        .map(|hook| {
+            hook["clientConfig"]["service"]["path"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn each_namespace_reaches_at_most_one_path() {
+    let namespaces: &[(&str, &[(&str, &str)])] = &[
+        ("kube-system", &[("pytune.io/enabled", "true")]),
+        ("kube-public", &[]),
+        ("kube-node-lease", &[]),
+        (NAMESPACE, &[("pytune.io/enabled", "true")]),
+        ("plain", &[]),
+        ("opted-in", &[("pytune.io/enabled", "true")]),
+        ("opted-out", &[("pytune.io/enabled", "false")]),
+        ("audit", &[("pytune.io/mode", "audit")]),
+        (
+            "audit-and-in",
+            &[("pytune.io/mode", "audit"), ("pytune.io/enabled", "true")],
+        ),
+        (
+            "audit-but-out",
+            &[("pytune.io/mode", "audit"), ("pytune.io/enabled", "false")],
+        ),
+        (
+            "mode-other",
+            &[("pytune.io/mode", "enforce"), ("pytune.io/enabled", "true")],
+        ),
+    ];
+    let expected_namespaces = [
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec!["/mutate"],
+        vec![],
+        vec!["/audit"],
+        vec!["/audit"],
+        vec![],
+        vec!["/mutate"],
+    ];
+    let expected_cluster = [
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec!["/mutate"],
+        vec!["/mutate"],
+        vec![],
+        vec!["/audit"],
+        vec!["/audit"],
+        vec![],
+        vec!["/mutate"],
+    ];
+    for (scope, expected) in [
+        ("namespaces", expected_namespaces),
+        ("cluster", expected_cluster),
+    ] {
+        let hooks = webhooks(&render(&[&format!("scope={scope}")]));
+        for ((name, labels), want) in namespaces.iter().zip(expected.iter()) {
+            assert_eq!(
+                &routes(&hooks, name, labels),
+                want,
+                "scope {scope}, namespace {name} {labels:?}"
+            );
+        }
+        // Without the audit entry, audit namespaces are handled like any other.
+        let hooks = webhooks(&render(&[&format!("scope={scope}"), "webhook.audit=false"]));
+        let want: Vec<String> = if scope == "cluster" {
+            vec!["/mutate".into()]
+        } else {
+            vec![]
+        };
+        assert_eq!(
+            routes(&hooks, "audit", &[("pytune.io/mode", "audit")]),
+            want,
+            "{scope}"
+        );
+    }
+}
+
+#[test]
+fn notes_tell_how_to_opt_in_and_see_what_pytune_did() {
+    for (scope, opt) in [
+        ("namespaces", "pytune.io/enabled=true"),
+        ("cluster", "pytune.io/enabled=false"),
+    ] {
+        let output = Command::new(helm())
+            .args(["install", RELEASE])
+            .arg(chart())
+            .args(["--dry-run=client", "--namespace", NAMESPACE])
+            .args(["--set", &format!("scope={scope}")])
+            .output()
+            .expect("helm runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let notes = &stdout[stdout.find("NOTES:").expect("NOTES rendered")..];
+        for needle in [
+            opt,
+            "pytune.io/mode=audit",
+            "pytune.io/injected",
+            "/metrics",
+            "--dry-run=server",
+        ] {
+            assert!(
+                notes.contains(needle),
+                "{scope}: {needle} missing from\n{notes}"
+            );
+        }
+    }
+}
