@@ -209,11 +209,18 @@ pub async fn run(mut options: ServeOptions) -> Result<()> {
         }
     }
     if options.resolve_config_maps && options.config_maps.is_none() {
-        let client = kube::Client::try_default().await.context(
-            "--resolve-config-maps needs a Kubernetes client (in-cluster or kubeconfig)",
-        )?;
-        options.config_maps = Some(ConfigMapResolver::new(client));
-        tracing::info!("envFrom ConfigMaps are looked up before planning");
+        // Without cluster access the webhook still serves: envFrom ConfigMaps stay unknown, and
+        // the engine's no-knowledge rules apply.
+        match kube::Client::try_default().await {
+            Ok(client) => {
+                options.config_maps = Some(ConfigMapResolver::new(client));
+                tracing::info!("envFrom ConfigMaps are looked up before planning");
+            }
+            Err(err) => tracing::warn!(
+                error = %err,
+                "no Kubernetes client for --resolve-config-maps; envFrom ConfigMaps count as unknown"
+            ),
+        }
     }
     let serving = start(options)?;
     if let Some(local) = &serving.local_tls {

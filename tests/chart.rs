@@ -459,7 +459,8 @@ fn deployment_is_hardened_and_probed_on_the_admin_port() {
     let deployment = find(&docs, "Deployment");
     assert_eq!(deployment["spec"]["replicas"], 2);
     let pod = &deployment["spec"]["template"]["spec"];
-    assert_eq!(pod["automountServiceAccountToken"], false);
+    // The token is mounted for the ConfigMap lookups only (rbac_is_only_get_on_config_maps).
+    assert_eq!(pod["automountServiceAccountToken"], true);
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     assert_eq!(
         pod["securityContext"]["seccompProfile"]["type"],
@@ -571,22 +572,43 @@ fn deployment_is_hardened_and_probed_on_the_admin_port() {
 }
 
 #[test]
-fn service_account_has_no_rbac_and_no_token() {
-    // pytune calls no Kubernetes API (policy and certificate are mounted files, the version is a
-    // flag), so the chart grants nothing.
+fn rbac_is_only_get_on_config_maps() {
+    // The server's one API call is `get` on the ConfigMaps Pods name in envFrom (on by default);
+    // without it the chart grants nothing and mounts no token.
     for combo in combinations() {
         let docs = render(&sets(&combo));
-        for kind in ["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"] {
+        for kind in ["Role", "RoleBinding"] {
             assert!(
                 !kinds(&docs).contains(&kind.to_string()),
                 "{combo:?} renders a {kind}"
             );
         }
+        let role = find(&docs, "ClusterRole");
+        assert_eq!(
+            role["rules"],
+            serde_json::json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]),
+            "{combo:?}"
+        );
+        let binding = find(&docs, "ClusterRoleBinding");
         let account = find(&docs, "ServiceAccount");
-        assert_eq!(account["automountServiceAccountToken"], false);
+        assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+        assert_eq!(binding["subjects"][0]["name"], account["metadata"]["name"]);
+        assert_eq!(account["automountServiceAccountToken"], true);
         let pod = &find(&docs, "Deployment")["spec"]["template"]["spec"];
         assert_eq!(pod["serviceAccountName"], account["metadata"]["name"]);
+        assert_eq!(pod["automountServiceAccountToken"], true);
+        let args = pod["containers"][0]["args"].as_array().expect("args");
+        assert!(args.iter().any(|a| a == "--resolve-config-maps=true"), "{args:?}");
     }
+    let docs = render(&["resolveConfigMaps=false"]);
+    for kind in ["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"] {
+        assert!(!kinds(&docs).contains(&kind.to_string()), "renders a {kind}");
+    }
+    assert_eq!(find(&docs, "ServiceAccount")["automountServiceAccountToken"], false);
+    let pod = &find(&docs, "Deployment")["spec"]["template"]["spec"];
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    let args = pod["containers"][0]["args"].as_array().expect("args");
+    assert!(args.iter().any(|a| a == "--resolve-config-maps=false"), "{args:?}");
 }
 
 #[test]
