@@ -598,17 +598,29 @@ fn rbac_is_only_get_on_config_maps() {
         assert_eq!(pod["serviceAccountName"], account["metadata"]["name"]);
         assert_eq!(pod["automountServiceAccountToken"], true);
         let args = pod["containers"][0]["args"].as_array().expect("args");
-        assert!(args.iter().any(|a| a == "--resolve-config-maps=true"), "{args:?}");
+        assert!(
+            args.iter().any(|a| a == "--resolve-config-maps=true"),
+            "{args:?}"
+        );
     }
     let docs = render(&["resolveConfigMaps=false"]);
     for kind in ["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"] {
-        assert!(!kinds(&docs).contains(&kind.to_string()), "renders a {kind}");
+        assert!(
+            !kinds(&docs).contains(&kind.to_string()),
+            "renders a {kind}"
+        );
     }
-    assert_eq!(find(&docs, "ServiceAccount")["automountServiceAccountToken"], false);
+    assert_eq!(
+        find(&docs, "ServiceAccount")["automountServiceAccountToken"],
+        false
+    );
     let pod = &find(&docs, "Deployment")["spec"]["template"]["spec"];
     assert_eq!(pod["automountServiceAccountToken"], false);
     let args = pod["containers"][0]["args"].as_array().expect("args");
-    assert!(args.iter().any(|a| a == "--resolve-config-maps=false"), "{args:?}");
+    assert!(
+        args.iter().any(|a| a == "--resolve-config-maps=false"),
+        "{args:?}"
+    );
 }
 
 #[test]

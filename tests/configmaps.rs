@@ -16,8 +16,12 @@ use pytune::policy::Policy;
 use pytune::selfsigned::Authority;
 use serde_json::{Value, json};
 
+/// GETs of the found ConfigMap, to see the cache at work.
+static APP_ENV_GETS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 async fn config_map(Path((namespace, name)): Path<(String, String)>) -> Response {
     if namespace == "hooked" && name == "app-env" {
+        APP_ENV_GETS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         return Json(json!({
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": name, "namespace": namespace},
@@ -77,6 +81,12 @@ async fn env_from_config_maps_are_looked_up_before_planning() {
     )]
     .into();
     assert_eq!(keys, expected_keys, "the missing ConfigMap stays unknown");
+    // A ConfigMap that was read is reused for a while: a scale-up does not GET it per Pod.
+    let again = resolver
+        .keys("hooked", &names, std::time::Duration::from_secs(2))
+        .await;
+    assert_eq!(again, expected_keys);
+    assert_eq!(APP_ENV_GETS.load(std::sync::atomic::Ordering::SeqCst), 1);
 
     let server = TestServer::start_with(|options| options.config_maps = Some(resolver)).await;
     let mut client = server.connect(&[b"http/1.1"]).await;
