@@ -145,7 +145,6 @@ start_chart() {
     # The release name contains "pytune", so the chart names its objects (and the webhook) after it.
 }
 
-if [[ $mode == local ]]; then start_local; else start_chart; fi
 
 # --- helpers ---------------------------------------------------------------------------------------
 # pod NAME [LABELED] [ANNOTATIONS-YAML] [ENV-YAML]: a Pod manifest on stdout.
@@ -196,6 +195,11 @@ create() {
         die "creating Pod $2 in $1 failed: $(cat "$work/create-$2.err")"
 }
 
+# A Python Pod created before pytune is registered: `pytune audit --cluster` must report it missed.
+create "$ns_on" early
+
+if [[ $mode == local ]]; then start_local; else start_chart; fi
+
 # The API server picks up a new webhook configuration within a second or two: wait for it.
 deadline=$((SECONDS + 60))
 until pod probe | kubectl -n "$ns_on" create --dry-run=server -o yaml -f - 2>/dev/null | grep -q 'pytune.io/injected'; do
@@ -241,6 +245,23 @@ check "pytune.io/skip: env still adds resources" has_memory_request "$ns_on" ski
 
 create "$ns_on" mine yes "" '{ name: PYTHONUNBUFFERED, value: "0" }'
 check "a value the Pod sets is kept" env_is "$ns_on" mine PYTHONUNBUFFERED 0
+
+# --- pytune audit --cluster: what pytune did and what it missed -----------------------------------
+audit_bin=${PYTUNE_BIN:-target/release/pytune}
+[[ -x $audit_bin ]] || cargo build --release --quiet || die "cannot build $audit_bin"
+# class_of POD: the class `pytune audit --cluster` gives the Pod (missed, mutated, ...).
+class_of() {
+    "$audit_bin" audit --cluster -n "$ns_on" --output json 2>/dev/null |
+        python3 -c 'import json, sys
+for w in json.load(sys.stdin)["workloads"]:
+    if w["workload"] == "Pod/" + sys.argv[1]:
+        print(" ".join(w["pods"]))' "$1"
+}
+check "audit --cluster reports the Pod created before pytune as missed" test "$(class_of early)" == missed
+check "audit --cluster reports a Pod pytune changed as mutated" test "$(class_of web)" == mutated
+kubectl -n "$ns_on" delete pod early --wait=true >/dev/null
+create "$ns_on" early
+check "recreated, the missed Pod is mutated" test "$(class_of early)" == mutated
 
 if [[ $mode == chart ]]; then
     ca_of() { kubectl get mutatingwebhookconfiguration "$webhook_name" -o 'jsonpath={.webhooks[0].clientConfig.caBundle}'; }
