@@ -130,8 +130,55 @@ pub fn plan(pod_json: &Value, policy: &Policy, ctx: &Context) -> Result<Plan, En
     if let Some(decision) = not_selected(pod_json, policy) {
         return Ok(Plan::untouched(decision, Vec::new()));
     }
-    let pod = Pod::deserialize(pod_json)?;
+    let pod = PodView::deserialize(pod_json)?.into_pod();
     Ok(plan_typed(&pod, pod_json, policy, ctx))
+}
+
+/// The parts of a Pod the rules read. Decoding only these skips `managedFields`, volumes, status
+/// and the rest, which were most of the decoding time.
+#[derive(Deserialize)]
+struct PodView {
+    #[serde(default)]
+    metadata: MetadataView,
+    #[serde(default)]
+    spec: Option<k8s_openapi::api::core::v1::PodSpec>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MetadataView {
+    name: Option<String>,
+    generate_name: Option<String>,
+    namespace: Option<String>,
+    labels: Option<BTreeMap<String, String>>,
+    annotations: Option<BTreeMap<String, String>>,
+    owner_references: Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>,
+}
+
+impl PodView {
+    fn into_pod(self) -> Pod {
+        let MetadataView {
+            name,
+            generate_name,
+            namespace,
+            labels,
+            annotations,
+            owner_references,
+        } = self.metadata;
+        Pod {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name,
+                generate_name,
+                namespace,
+                labels,
+                annotations,
+                owner_references,
+                ..Default::default()
+            },
+            spec: self.spec,
+            status: None,
+        }
+    }
 }
 
 /// Whether `policy` selects the Pod, from its labels.

@@ -1,5 +1,7 @@
 //! Records what pytune added, and under which policy, in the Pod's annotations.
 
+use std::fmt::Write as _;
+
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::Value;
 
@@ -16,19 +18,25 @@ pub fn plan(pod: &Pod, planner: &mut Planner) {
         .as_ref()
         .and_then(|values| values.get(annotations::INJECTED))
         .filter(|text| !text.trim().is_empty());
-    let mut lines: Vec<String> = existing
-        .into_iter()
-        .map(|text| text.trim_end().to_string())
-        .collect();
-    lines.extend(planner.changes.iter().map(|change| {
-        format!(
+    // One line per value, with its reason, appended to what earlier runs recorded.
+    let mut text =
+        String::with_capacity(existing.map_or(0, String::len) + 128 * planner.changes.len());
+    if let Some(existing) = existing {
+        text.push_str(existing.trim_end());
+    }
+    for change in &planner.changes {
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        let _ = write!(
+            text,
             "{} {}: {}",
             change.container.as_deref().unwrap_or("pod"),
             change.field,
             change.reason
-        )
-    }));
-    let injected = Value::String(lines.join("\n"));
+        );
+    }
+    let injected = Value::String(text);
     let revision = Value::String(planner.policy.revision.clone());
     let count = planner.changes.len();
 
