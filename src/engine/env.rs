@@ -201,9 +201,17 @@ pub fn plan(
         ));
     }
 
-    for (var, value, reason) in additions {
-        let entry = json!({ "name": var, "value": value });
-        let path = planner.builder.append(&target.tokens(&["env"]), entry);
+    if additions.is_empty() {
+        return;
+    }
+    let entries = additions
+        .iter()
+        .map(|(var, value, _)| json!({ "name": var, "value": value }))
+        .collect();
+    let paths = planner
+        .builder
+        .append_all(&target.tokens(&["env"]), entries);
+    for ((var, value, reason), path) in additions.into_iter().zip(paths) {
         planner.change(
             Some(&name),
             Feature::Env,

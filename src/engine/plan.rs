@@ -323,6 +323,30 @@ impl<'a> PatchBuilder<'a> {
         format!("{key}/{length}")
     }
 
+    /// Appends every value of `values` to the array at `tokens` (see [`Self::append`]), working out
+    /// where the array stands once; returns the pointer of each new element.
+    pub fn append_all(&mut self, tokens: &[&str], values: Vec<Value>) -> Vec<String> {
+        let mut values = values.into_iter();
+        let Some(first) = values.next() else {
+            return Vec::new();
+        };
+        let mut paths = vec![self.append(tokens, first)];
+        let key = pointer_of(tokens);
+        let mut element = PointerBuf::from_tokens(tokens.iter().copied());
+        element.push_back("-");
+        let mut length = self.array_lengths.get(&key).copied().unwrap_or(1);
+        for value in values {
+            self.ops.push(PatchOperation::Add(AddOperation {
+                path: element.clone(),
+                value,
+            }));
+            paths.push(format!("{key}/{length}"));
+            length += 1;
+        }
+        self.array_lengths.insert(key, length);
+        paths
+    }
+
     pub fn finish(self) -> Patch {
         Patch(self.ops)
     }
