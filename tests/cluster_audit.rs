@@ -12,9 +12,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum_server::tls_rustls::RustlsConfig;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 
 use pytune::cluster::{self, Class, ScanOptions, Scope};
@@ -136,14 +133,7 @@ async fn start(
     axum_server::Handle<std::net::SocketAddr>,
     String,
 ) {
-    common::setup();
     let authority = Authority::new("stand-in cluster CA").expect("CA");
-    let pair = authority.issue(&["127.0.0.1"]).expect("leaf");
-    let config = RustlsConfig::from_pem(pair.cert_pem.into_bytes(), pair.key_pem.into_bytes())
-        .await
-        .expect("TLS config");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
     let namespaces: HashMap<&str, Value> = HashMap::from([
         ("shop", json!({"pytune.io/enabled": "true"})),
         ("legacy", json!({})),
@@ -188,18 +178,9 @@ async fn start(
                 "spec": {"template": {"spec": {"containers": []}}}}))
         }))
         .with_state(state);
-    let handle = axum_server::Handle::new();
-    let server = axum_server::from_tcp_rustls(listener, config)
-        .expect("server")
-        .handle(handle.clone())
-        .serve(app.into_make_service());
-    tokio::spawn(server);
-
+    let (addr, handle) = common::fake_api_server(&authority, app).await;
+    let client = common::kube_client(addr, &authority);
     let url = format!("https://{addr}");
-    let mut config = kube::Config::new(url.parse().expect("URL"));
-    let ca = CertificateDer::from_pem_slice(authority.cert_pem.as_bytes()).expect("CA PEM");
-    config.root_cert = Some(vec![ca.as_ref().to_vec()]);
-    let client = kube::Client::try_from(config).expect("client");
     (client, url, handle, authority.cert_pem)
 }
 
