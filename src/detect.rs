@@ -409,10 +409,11 @@ fn identify(segment: &[String], detection: &mut Detection) -> Option<Server> {
         .push(format!("command: {}", segment.join(" ")));
     match server {
         Server::Gunicorn => gunicorn_flags(args, detection),
-        Server::Uvicorn | Server::Granian | Server::FlaskRun | Server::Daphne => {
-            generic_flags(args, detection)
-        }
-        Server::Hypercorn => generic_flags(args, detection),
+        Server::Uvicorn
+        | Server::Granian
+        | Server::FlaskRun
+        | Server::Daphne
+        | Server::Hypercorn => generic_flags(args, detection),
         Server::Uwsgi => uwsgi_flags(args, detection),
         Server::DjangoRunserver => {
             // `runserver [addrport]`: the address is the first plain word after the subcommand.

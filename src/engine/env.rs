@@ -64,12 +64,7 @@ pub fn gunicorn_port(target: &Target, planner: &Planner) -> Option<i32> {
     {
         return None;
     }
-    let defined = target
-        .container
-        .env
-        .iter()
-        .flatten()
-        .any(|var| var.name == "PORT");
+    let defined = target.env_entry("PORT").is_some();
     let sources = env_from(target, planner);
     if defined || sources.known_keys.contains("PORT") || !sources.unknown_sources.is_empty() {
         return None;

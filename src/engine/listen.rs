@@ -31,12 +31,7 @@ pub fn listening(target: &Target, port_env_added: bool) -> Listening {
     let detection = &target.info.detection;
     let flags = &detection.flags;
     let defines = |name: &str| {
-        target
-            .container
-            .env
-            .iter()
-            .flatten()
-            .any(|var| var.name == name)
+        target.env_entry(name).is_some()
             || target
                 .container
                 .env_from

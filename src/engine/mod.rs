@@ -221,14 +221,18 @@ impl Target<'_> {
         &self.container.name
     }
 
-    /// The literal value of an `env` entry of this container.
-    pub fn env_value(&self, name: &str) -> Option<&str> {
+    /// The container's `env` entry of that name, whatever its source.
+    pub fn env_entry(&self, name: &str) -> Option<&k8s_openapi::api::core::v1::EnvVar> {
         self.container
             .env
             .iter()
             .flatten()
             .find(|var| var.name == name)
-            .and_then(|var| var.value.as_deref())
+    }
+
+    /// The literal value of an `env` entry of this container.
+    pub fn env_value(&self, name: &str) -> Option<&str> {
+        self.env_entry(name).and_then(|var| var.value.as_deref())
     }
 
     /// An `env` entry that holds a positive integer (a worker or CPU count).
