@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use crate::engine::{self, Context, Decision, Plan};
-use crate::manifests::{self, Document, ManifestError};
+use crate::manifests::{self, Document};
 use crate::policy::Policy;
 
 /// One input stream: a file's text or stdin's.
@@ -136,7 +136,7 @@ fn mutate_document(
     match manifests::to_yaml(&value) {
         // Comments above the document (a file header, helm's `# Source:`) survive re-rendering.
         Ok(text) => format!("{}{text}", leading_comments(&document.text)),
-        Err(err @ ManifestError::Render(_)) | Err(err @ ManifestError::Yaml(_)) => {
+        Err(err) => {
             output
                 .errors
                 .push(format!("{where_}: {err}; passed through unchanged"));

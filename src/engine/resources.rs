@@ -232,19 +232,17 @@ fn sizing_base(effective: &[(Option<Amount>, Option<Amount>); 2]) -> SizingBase 
 /// Pod-level resources (`spec.resources`), when the Pod sets them.
 fn pod_level(pod: &Pod) -> Option<SizingBase> {
     let resources = pod.spec.as_ref()?.resources.as_ref()?;
+    let empty = resources.limits.as_ref().is_none_or(BTreeMap::is_empty)
+        && resources.requests.as_ref().is_none_or(BTreeMap::is_empty);
+    if empty {
+        return None;
+    }
     let get = |values: Option<&BTreeMap<String, Quantity>>, key: &str| {
         values.and_then(|v| v.get(key)).map(|q| q.0.clone())
     };
     let cpu_limit = get(resources.limits.as_ref(), "cpu");
     let cpu_request = get(resources.requests.as_ref(), "cpu");
     let memory_limit = get(resources.limits.as_ref(), "memory");
-    if cpu_limit.is_none() && cpu_request.is_none() && memory_limit.is_none() {
-        let empty = resources.limits.as_ref().is_none_or(BTreeMap::is_empty)
-            && resources.requests.as_ref().is_none_or(BTreeMap::is_empty);
-        if empty {
-            return None;
-        }
-    }
     let (cpu_millis, cpu_source) = match (&cpu_limit, &cpu_request) {
         (Some(text), _) => (
             quantity::cpu_millis(text).ok(),
