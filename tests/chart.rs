@@ -44,6 +44,20 @@ fn helm() -> PathBuf {
     tool("PYTUNE_HELM", "helm")
 }
 
+/// Runs `command`, asserts it succeeded (showing its output otherwise), and returns its stdout.
+fn run_ok(command: &mut Command, what: &str) -> String {
+    let output = command
+        .output()
+        .unwrap_or_else(|err| panic!("{what} does not run: {err}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{what} failed:\n{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 fn helm_template(args: &[&str]) -> Result<String, String> {
     let output = Command::new(helm())
         .args(["template", RELEASE])
@@ -660,17 +674,12 @@ fn pytune_policy(text: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("policy.yaml");
     std::fs::write(&file, text).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_pytune"))
-        .args(["policy", "--policy"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "pytune rejects the rendered policy:\n{}\n{text}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    run_ok(
+        Command::new(env!("CARGO_BIN_EXE_pytune"))
+            .args(["policy", "--policy"])
+            .arg(&file),
+        &format!("pytune policy over the rendered policy\n{text}\n"),
+    )
 }
 
 #[test]
@@ -801,29 +810,23 @@ fn rendered_objects_pass_kubernetes_schema_validation() {
 }
 
 fn openssl_verify(dir: &Path) {
-    let output = Command::new("openssl")
-        .args(["verify", "-CAfile"])
-        .arg(dir.join("ca.crt"))
-        .arg(dir.join("tls.crt"))
-        .output()
-        .expect("openssl runs");
-    assert!(
-        output.status.success(),
-        "openssl verify: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    run_ok(
+        Command::new("openssl")
+            .args(["verify", "-CAfile"])
+            .arg(dir.join("ca.crt"))
+            .arg(dir.join("tls.crt")),
+        "openssl verify",
     );
 }
 
 /// "DNS:a, DNS:b, IP Address:127.0.0.1," — each entry followed by a comma.
 fn subject_alt_names(cert: &Path) -> String {
-    let output = Command::new("openssl")
-        .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
-        .arg(cert)
-        .output()
-        .expect("openssl runs");
-    assert!(output.status.success());
-    let text = String::from_utf8(output.stdout).unwrap();
+    let text = run_ok(
+        Command::new("openssl")
+            .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+            .arg(cert),
+        "openssl x509",
+    );
     let line = text.lines().nth(1).unwrap_or_default().trim().to_string();
     format!("{line},")
 }
@@ -935,19 +938,13 @@ fn serve_and_handshake(dir: &Path, hostname: Option<&str>, args: &[String]) {
 fn make_certs_script_makes_a_serving_certificate_pytune_serves() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("certs");
-    let output = Command::new(root().join("certs/make-certs"))
-        .args(["-s", "pytune", "-n", "team-a", "-d", "30"])
-        .arg(&out)
-        .output()
-        .expect("certs/make-certs runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-
     // stdout is the caBundle: ca.crt in base64 on one line.
-    let bundle = String::from_utf8(output.stdout).unwrap();
+    let bundle = run_ok(
+        Command::new(root().join("certs/make-certs"))
+            .args(["-s", "pytune", "-n", "team-a", "-d", "30"])
+            .arg(&out),
+        "certs/make-certs",
+    );
     assert_eq!(bundle.trim().lines().count(), 1);
     assert_eq!(
         decode(&json!(bundle.trim())),
@@ -1013,15 +1010,9 @@ const SCRIPTS: [&str; 5] = [
 
 #[test]
 fn e2e_suite_says_it_is_skipped_without_a_cluster() {
-    let output = Command::new(root().join("tests/e2e/run.sh"))
-        .env_remove("KUBECONFIG")
-        .output()
-        .expect("tests/e2e/run.sh runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = run_ok(
+        Command::new(root().join("tests/e2e/run.sh")).env_remove("KUBECONFIG"),
+        "tests/e2e/run.sh",
     );
     assert!(
         stdout.contains("e2e: skipped") && stdout.contains("KUBECONFIG"),
@@ -1188,18 +1179,13 @@ fn notes_tell_how_to_opt_in_and_see_what_pytune_did() {
         ("namespaces", "pytune.io/enabled=true"),
         ("cluster", "pytune.io/enabled=false"),
     ] {
-        let output = Command::new(helm())
-            .args(["install", RELEASE])
-            .arg(chart())
-            .args(["--dry-run=client", "--namespace", NAMESPACE])
-            .args(["--set", &format!("scope={scope}")])
-            .output()
-            .expect("helm runs");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "{stdout}{}",
-            String::from_utf8_lossy(&output.stderr)
+        let stdout = run_ok(
+            Command::new(helm())
+                .args(["install", RELEASE])
+                .arg(chart())
+                .args(["--dry-run=client", "--namespace", NAMESPACE])
+                .args(["--set", &format!("scope={scope}")]),
+            "helm install --dry-run",
         );
         let notes = &stdout[stdout.find("NOTES:").expect("NOTES rendered")..];
         for needle in [
