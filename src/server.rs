@@ -121,7 +121,7 @@ async fn handle(state: &AppState, mode: Mode, request: Request) -> Response {
     };
 
     let policy = state.policy.current();
-    let parsed = match catch_unwind(|| admission::parse(&body)) {
+    let parsed = match catch_unwind(|| admission::parse(&body, &policy)) {
         Ok(Ok(parsed)) => parsed,
         Ok(Err(bad)) => {
             return rejected(
@@ -136,7 +136,7 @@ async fn handle(state: &AppState, mode: Mode, request: Request) -> Response {
     };
     let mut context = None;
     if let Some(resolver) = &state.config_maps {
-        let names = parsed.env_from_config_maps(&policy);
+        let names = parsed.env_from_config_maps();
         if let (Some(namespace), false) = (parsed.namespace(), names.is_empty()) {
             let within = (deadline / 3).min(configmaps::MAX_LOOKUP_TIME);
             let keys = resolver.keys(namespace, &names, within).await;

@@ -319,6 +319,14 @@ proptest! {
         let policy = Policy::embedded();
         let plan = engine::plan(&pod, &policy, &ctx).expect("generated Pods are valid");
 
+        // The server's path (the Pod's JSON text, decoded without a JSON tree) plans the same.
+        let text = serde_json::to_string(&pod).expect("JSON");
+        let decoded = engine::decode(&text).expect("generated Pods decode");
+        let from_text = engine::plan_pod(&decoded, &policy, &ctx);
+        prop_assert_eq!(&from_text.patch, &plan.patch);
+        prop_assert_eq!(&from_text.changes, &plan.changes);
+        prop_assert_eq!(&from_text.warnings, &plan.warnings);
+
         // Only `add` operations, and the patch applies to the JSON as received.
         for op in &plan.patch.0 {
             prop_assert!(matches!(op, json_patch::PatchOperation::Add(_)), "non-add op {op:?}");

@@ -4,12 +4,14 @@
 //! renders to explicit RFC 6902 `add` operations against the Pod JSON as received, so fields the
 //! typed Kubernetes model does not know are never touched.
 
+mod decode;
 mod directives;
 mod env;
 mod lifecycle;
 mod lint;
 mod listen;
 mod plan;
+mod presence;
 mod probes;
 mod record;
 mod resources;
@@ -24,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
+pub use decode::PodText;
 pub use directives::annotations;
 pub use plan::{
     Change, Decision, Feature, MAX_WARNING_CHARS, Note, Plan, TargetContainer, Warning, truncate,
@@ -130,79 +133,52 @@ pub fn plan(pod_json: &Value, policy: &Policy, ctx: &Context) -> Result<Plan, En
     if let Some(decision) = not_selected(pod_json, policy) {
         return Ok(Plan::untouched(decision, Vec::new()));
     }
-    let pod = PodView::deserialize(pod_json)?.into_pod();
-    Ok(plan_typed(&pod, pod_json, policy, ctx))
+    let pod = decode::from_value(pod_json)?;
+    Ok(plan_selected(&pod, policy, ctx))
 }
 
-/// The parts of a Pod the rules read. Decoding only these skips `managedFields`, volumes, status
-/// and the rest, which were most of the decoding time.
-#[derive(Deserialize)]
-struct PodView {
-    #[serde(default)]
-    metadata: MetadataView,
-    #[serde(default)]
-    spec: Option<k8s_openapi::api::core::v1::PodSpec>,
+/// Decodes the parts of a Pod the rules read from its JSON text, as the server receives it,
+/// without building a JSON tree first.
+pub fn decode(pod_json: &str) -> Result<Pod, EngineError> {
+    PodText::read(pod_json)?.decode()
 }
 
-#[derive(Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct MetadataView {
-    name: Option<String>,
-    generate_name: Option<String>,
-    namespace: Option<String>,
-    labels: Option<BTreeMap<String, String>>,
-    annotations: Option<BTreeMap<String, String>>,
-    owner_references: Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>,
-}
-
-impl PodView {
-    fn into_pod(self) -> Pod {
-        let MetadataView {
-            name,
-            generate_name,
-            namespace,
-            labels,
-            annotations,
-            owner_references,
-        } = self.metadata;
-        Pod {
-            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-                name,
-                generate_name,
-                namespace,
-                labels,
-                annotations,
-                owner_references,
-                ..Default::default()
-            },
-            spec: self.spec,
-            status: None,
-        }
+/// Plans the changes pytune makes to a decoded Pod.
+pub fn plan_pod(pod: &Pod, policy: &Policy, ctx: &Context) -> Plan {
+    let label = pod
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|labels| labels.get(&policy.selector.label));
+    match selection(label.map(String::as_str), policy) {
+        Decision::Selected => plan_selected(pod, policy, ctx),
+        decision => Plan::untouched(decision, Vec::new()),
     }
 }
 
-/// Whether `policy` selects the Pod, from its labels.
-pub fn selects(pod_json: &Value, policy: &Policy) -> bool {
-    not_selected(pod_json, policy).is_none()
+fn not_selected(pod_json: &Value, policy: &Policy) -> Option<Decision> {
+    let decision = match pod_json
+        .pointer("/metadata/labels")
+        .and_then(|labels| labels.get(&policy.selector.label))
+    {
+        Some(Value::String(value)) => selection(Some(value), policy),
+        // A non-string label value makes the Pod invalid; the typed decode reports it.
+        Some(_) => return None,
+        None => selection(None, policy),
+    };
+    (decision != Decision::Selected).then_some(decision)
 }
 
-fn not_selected(pod_json: &Value, policy: &Policy) -> Option<Decision> {
+/// Whether `policy` selects a Pod whose selector label has `value` (`None`: no such label).
+pub fn selection(value: Option<&str>, policy: &Policy) -> Decision {
     let selector = &policy.selector;
-    match pod_json
-        .pointer("/metadata/labels")
-        .and_then(|labels| labels.get(&selector.label))
-    {
-        Some(Value::String(value)) if value == &selector.value => None,
-        Some(Value::String(value)) => Some(Decision::NotSelected(format!(
+    match value {
+        Some(value) if value == selector.value => Decision::Selected,
+        Some(value) => Decision::NotSelected(format!(
             "label {}={value} is not {}",
             selector.label, selector.value
-        ))),
-        // A non-string label value makes the Pod invalid; the typed decode reports it.
-        Some(_) => None,
-        None => Some(Decision::NotSelected(format!(
-            "no {} label",
-            selector.label
-        ))),
+        )),
+        None => Decision::NotSelected(format!("no {} label", selector.label)),
     }
 }
 
@@ -295,7 +271,7 @@ impl Planner<'_> {
     }
 }
 
-fn plan_typed(pod: &Pod, pod_json: &Value, policy: &Policy, ctx: &Context) -> Plan {
+fn plan_selected(pod: &Pod, policy: &Policy, ctx: &Context) -> Plan {
     let mut warnings = Vec::new();
     let directives = directives::read(pod, &mut warnings);
     if let Some(reason) = directives.opt_out {
@@ -305,7 +281,7 @@ fn plan_typed(pod: &Pod, pod_json: &Value, policy: &Policy, ctx: &Context) -> Pl
     let mut planner = Planner {
         policy,
         ctx,
-        builder: PatchBuilder::new(pod_json),
+        builder: PatchBuilder::new(pod),
         changes: Vec::new(),
         notes: Vec::new(),
         warnings,

@@ -4,10 +4,11 @@ use std::collections::HashMap;
 
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation};
+use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::WorkloadProfile;
+use super::{WorkloadProfile, presence};
 use crate::detect::Detection;
 
 /// Kubernetes asks webhooks to keep each warning within 120 characters; longer ones may be truncated.
@@ -210,25 +211,16 @@ impl Change {
     }
 }
 
-/// The value at unescaped `tokens` in `root`, without building a pointer string.
-fn lookup<'v>(root: &'v Value, tokens: &[&str]) -> Option<&'v Value> {
-    tokens.iter().try_fold(root, |value, token| match value {
-        Value::Object(map) => map.get(*token),
-        Value::Array(items) => token.parse::<usize>().ok().and_then(|i| items.get(i)),
-        _ => None,
-    })
-}
-
 fn pointer_of(tokens: &[&str]) -> String {
     PointerBuf::from_tokens(tokens.iter().copied())
         .as_str()
         .to_string()
 }
 
-/// Builds explicit `add` operations against the original Pod JSON, creating missing parents, so the
+/// Builds explicit `add` operations against the Pod as received, creating missing parents, so the
 /// patch never touches a field it did not mean to (including fields the typed model does not know).
 pub(crate) struct PatchBuilder<'a> {
-    original: &'a Value,
+    original: &'a Pod,
     /// Pointers this patch creates; few per Pod, so a list beats hashing.
     created: Vec<String>,
     array_lengths: HashMap<String, usize>,
@@ -236,7 +228,7 @@ pub(crate) struct PatchBuilder<'a> {
 }
 
 impl<'a> PatchBuilder<'a> {
-    pub fn new(original: &'a Value) -> Self {
+    pub fn new(original: &'a Pod) -> Self {
         PatchBuilder {
             original,
             created: Vec::new(),
@@ -246,11 +238,10 @@ impl<'a> PatchBuilder<'a> {
     }
 
     /// Whether the value at `tokens` (whose escaped pointer is `pointer`) is present and not null,
-    /// in the original or created by this patch. Walks the tokens: parsing pointer strings again
-    /// and again was most of the engine's time.
+    /// in the original or created by this patch.
     fn exists(&self, tokens: &[&str], pointer: &str) -> bool {
         self.created.iter().any(|created| created == pointer)
-            || lookup(self.original, tokens).is_some_and(|value| !value.is_null())
+            || presence::present(self.original, tokens)
     }
 
     fn add(&mut self, pointer: PointerBuf, value: Value) {
@@ -304,9 +295,9 @@ impl<'a> PatchBuilder<'a> {
         let key = pointer_of(tokens);
         let length = match self.array_lengths.get(&key) {
             Some(length) => *length,
-            None if self.exists(tokens, &key) => lookup(self.original, tokens)
-                .and_then(Value::as_array)
-                .map_or(0, Vec::len),
+            None if self.exists(tokens, &key) => {
+                presence::array_len(self.original, tokens).unwrap_or(0)
+            }
             None => {
                 self.place(tokens, Value::Array(vec![value]));
                 self.array_lengths.insert(key.clone(), 1);
@@ -357,9 +348,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn typed(pod: Value) -> Pod {
+        serde_json::from_value(pod).expect("a Pod")
+    }
+
     #[test]
     fn set_creates_missing_parents_and_escapes_keys() {
-        let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}]}});
+        let pod =
+            typed(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}]}}));
         let mut builder = PatchBuilder::new(&pod);
         let path = builder.set(
             &["metadata", "annotations", "pytune.io/injected"],
@@ -384,7 +380,8 @@ mod tests {
     #[test]
     fn append_creates_then_extends_and_reports_indexes() {
         let pod = json!({"spec": {"containers": [{"name": "a", "env": null}, {"name": "b", "env": [{"name": "X"}]}]}});
-        let mut builder = PatchBuilder::new(&pod);
+        let typed_pod = typed(pod.clone());
+        let mut builder = PatchBuilder::new(&typed_pod);
         assert_eq!(
             builder.append(&["spec", "containers", "0", "env"], json!({"name": "A"})),
             "/spec/containers/0/env/0"

@@ -1,0 +1,148 @@
+//! Decoding the parts of a Pod the rules read. Skipping `managedFields`, volumes, tolerations,
+//! status and the rest was most of the decoding time; the server also leaves the spec as raw text
+//! until the labels say pytune has something to do with the Pod.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::EngineError;
+
+/// A Pod as JSON text with its metadata read and its spec still raw: enough to tell whether the
+/// policy selects it, decoded further only when it does.
+#[derive(Deserialize)]
+pub struct PodText<'a> {
+    #[serde(default)]
+    metadata: MetadataView,
+    #[serde(borrow, default)]
+    spec: Option<&'a RawValue>,
+}
+
+impl<'a> PodText<'a> {
+    pub fn read(pod_json: &'a str) -> Result<PodText<'a>, EngineError> {
+        Ok(serde_json::from_str(pod_json)?)
+    }
+
+    /// The value of the label `key`.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        let labels = self.metadata.labels.as_ref()?;
+        labels.get(key).map(String::as_str)
+    }
+
+    /// The Pod's name, else its `generateName` prefix (the API server names it later).
+    pub fn name(&self) -> Option<&str> {
+        let metadata = &self.metadata;
+        let name = metadata.name.as_deref().filter(|name| !name.is_empty());
+        name.or(metadata.generate_name.as_deref())
+            .filter(|name| !name.is_empty())
+    }
+
+    /// The Pod, as far as the rules read it.
+    pub fn decode(self) -> Result<Pod, EngineError> {
+        let spec = match self.spec {
+            Some(spec) => Some(serde_json::from_str::<SpecView>(spec.get())?),
+            None => None,
+        };
+        Ok(pod(self.metadata, spec))
+    }
+}
+
+/// The same parts, from a JSON tree (manifests read by the CLI).
+pub(super) fn from_value(pod_json: &Value) -> Result<Pod, EngineError> {
+    let view = PodView::deserialize(pod_json)?;
+    Ok(pod(view.metadata, view.spec))
+}
+
+#[derive(Deserialize)]
+struct PodView {
+    #[serde(default)]
+    metadata: MetadataView,
+    #[serde(default)]
+    spec: Option<SpecView>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SpecView {
+    containers: Option<Vec<Container>>,
+    termination_grace_period_seconds: Option<i64>,
+    resources: Option<ResourceRequirements>,
+    restart_policy: Option<String>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MetadataView {
+    name: Option<String>,
+    generate_name: Option<String>,
+    namespace: Option<String>,
+    labels: Option<BTreeMap<String, String>>,
+    annotations: Option<BTreeMap<String, String>>,
+    owner_references: Option<Vec<OwnerReference>>,
+}
+
+fn pod(metadata: MetadataView, spec: Option<SpecView>) -> Pod {
+    let MetadataView {
+        name,
+        generate_name,
+        namespace,
+        labels,
+        annotations,
+        owner_references,
+    } = metadata;
+    Pod {
+        metadata: ObjectMeta {
+            name,
+            generate_name,
+            namespace,
+            labels,
+            annotations,
+            owner_references,
+            ..Default::default()
+        },
+        spec: spec.map(|spec| PodSpec {
+            containers: spec.containers.unwrap_or_default(),
+            termination_grace_period_seconds: spec.termination_grace_period_seconds,
+            resources: spec.resources,
+            restart_policy: spec.restart_policy,
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Text and tree decode to the same Pod.
+    #[test]
+    fn text_and_tree_agree() {
+        let json = json!({
+            "metadata": {"generateName": "web-", "labels": {"a": "b"}, "managedFields": [{"x": 1}]},
+            "spec": {"containers": [{"name": "c", "env": [{"name": "X", "value": "1"}]}],
+                     "volumes": [{"name": "v", "emptyDir": {}}], "restartPolicy": "Always"},
+            "status": {"phase": "Pending"}
+        });
+        let text = serde_json::to_string(&json).expect("JSON");
+        let read = PodText::read(&text).expect("readable");
+        assert_eq!(read.label("a"), Some("b"));
+        assert_eq!(read.name(), Some("web-"));
+        assert_eq!(
+            read.decode().expect("a Pod"),
+            from_value(&json).expect("a Pod")
+        );
+    }
+
+    #[test]
+    fn a_malformed_spec_is_reported_when_decoded() {
+        let text = r#"{"metadata":{"labels":{"a":"b"}},"spec":{"containers":"no"}}"#;
+        let read = PodText::read(text).expect("the metadata is readable");
+        assert!(read.decode().is_err());
+    }
+}
