@@ -4,6 +4,10 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+/// The allocator the `pytune` binary uses, so the figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};

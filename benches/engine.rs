@@ -2,6 +2,10 @@
 //! large Pod (four containers, long env). Target: well under 20 µs per review on 2 cores, including
 //! JSON decode of the review and encode of the patch (the full path is in the server's benchmark).
 
+/// The allocator the `pytune` binary uses, so the figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
 

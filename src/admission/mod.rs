@@ -8,10 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use base64::Engine as _;
 use k8s_openapi::api::core::v1::Pod;
 use kube::core::admission::{AdmissionResponse, Operation};
-use serde_json::Value;
 use thiserror::Error;
 
 use crate::engine::{
@@ -20,6 +18,7 @@ use crate::engine::{
 use crate::policy::Policy;
 
 mod envelope;
+mod wire;
 
 /// The only review version pytune answers.
 pub const API_VERSION: &str = "admission.k8s.io/v1";
@@ -116,68 +115,10 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// The response body: an `AdmissionReview` holding the response. Written from a borrowed view
-    /// with the patch as a base64 string — the form the API server documents — instead of kube's
-    /// array of numbers, which is four times larger and the slowest part of answering.
+    /// The response body: an `AdmissionReview` holding the response (see [`wire`]).
     pub fn to_json(&self) -> Vec<u8> {
-        let response = &self.response;
-        let patch = response
-            .patch
-            .as_deref()
-            .map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes));
-        let review = WireReview {
-            api_version: API_VERSION,
-            kind: KIND,
-            response: WireResponse {
-                uid: &response.uid,
-                allowed: response.allowed,
-                status: &response.result,
-                patch,
-                // kube sets the (private) patch type together with the patch, always JSONPatch.
-                patch_type: response.patch.is_some().then_some("JSONPatch"),
-                audit_annotations: &response.audit_annotations,
-                warnings: response.warnings.as_deref(),
-            },
-        };
-        match serde_json::to_vec(&review) {
-            Ok(bytes) => bytes,
-            // Serializing these types cannot fail in practice; still answer with the uid.
-            Err(_) => fallback_body(&response.uid),
-        }
+        wire::review_body(&self.response)
     }
-}
-
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct WireReview<'a> {
-    api_version: &'static str,
-    kind: &'static str,
-    response: WireResponse<'a>,
-}
-
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct WireResponse<'a> {
-    uid: &'a str,
-    allowed: bool,
-    status: &'a kube::core::Status,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch_type: Option<&'static str>,
-    #[serde(skip_serializing_if = "std::collections::HashMap::is_empty")]
-    audit_annotations: &'a std::collections::HashMap<String, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    warnings: Option<&'a [String]>,
-}
-
-/// A minimal allowing review, written without serde.
-fn fallback_body(uid: &str) -> Vec<u8> {
-    let uid = Value::String(uid.to_string());
-    format!(
-        r#"{{"apiVersion":"{API_VERSION}","kind":"{KIND}","response":{{"uid":{uid},"allowed":true}}}}"#
-    )
-    .into_bytes()
 }
 
 /// Answers one review body. `Err` only when there is no review to answer (HTTP 400).

@@ -1,6 +1,7 @@
 //! The admission layer over the API server's own review bodies.
 
 use super::*;
+use serde_json::Value;
 
 const CREATE: &str = include_str!("../../tests/fixtures/apiserver-v1.36/pod-create-review.json");
 const DRY_RUN: &str =

@@ -1,7 +1,5 @@
 //! The plan: what the engine decided, each change with its reason, rendered to an RFC 6902 patch.
 
-use std::collections::HashMap;
-
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation};
 use k8s_openapi::api::core::v1::Pod;
@@ -219,12 +217,23 @@ fn pointer_of(tokens: &[&str]) -> String {
 
 /// Builds explicit `add` operations against the Pod as received, creating missing parents, so the
 /// patch never touches a field it did not mean to (including fields the typed model does not know).
+/// A value whose parent this patch creates goes inside the operation that creates the parent, so
+/// the patch has one operation per member of the Pod as received.
 pub(crate) struct PatchBuilder<'a> {
     original: &'a Pod,
-    /// Pointers this patch creates; few per Pod, so a list beats hashing.
-    created: Vec<String>,
-    array_lengths: HashMap<String, usize>,
+    /// Members this patch creates; few per Pod, so a list beats hashing.
+    created: Vec<Created>,
+    /// Lengths of arrays of the original this patch appends to, by pointer.
+    array_lengths: Vec<(String, usize)>,
     ops: Vec<PatchOperation>,
+}
+
+/// A member this patch creates: its pointer, and where it sits inside the operation adding it.
+struct Created {
+    pointer: String,
+    op: usize,
+    /// Tokens from the operation's path down to the member.
+    within: Vec<String>,
 }
 
 impl<'a> PatchBuilder<'a> {
@@ -232,53 +241,100 @@ impl<'a> PatchBuilder<'a> {
         PatchBuilder {
             original,
             created: Vec::new(),
-            array_lengths: HashMap::new(),
+            array_lengths: Vec::new(),
             ops: Vec::new(),
         }
     }
 
-    /// Whether the value at `tokens` (whose escaped pointer is `pointer`) is present and not null,
-    /// in the original or created by this patch.
-    fn exists(&self, tokens: &[&str], pointer: &str) -> bool {
-        self.created.iter().any(|created| created == pointer)
-            || presence::present(self.original, tokens)
+    fn created_index(&self, pointer: &str) -> Option<usize> {
+        self.created
+            .iter()
+            .position(|created| created.pointer == pointer)
     }
 
-    fn add(&mut self, pointer: PointerBuf, value: Value) {
-        self.created.push(pointer.as_str().to_string());
-        self.ops.push(PatchOperation::Add(AddOperation {
-            path: pointer,
-            value,
-        }));
+    /// The value of a member this patch creates, inside its operation.
+    fn created_value(&mut self, index: usize) -> Option<&mut Value> {
+        let Created { op, within, .. } = self.created.get(index)?;
+        let PatchOperation::Add(add) = self.ops.get_mut(*op)? else {
+            return None;
+        };
+        within
+            .iter()
+            .try_fold(&mut add.value, |value, token| match value {
+                Value::Object(map) => map.get_mut(token.as_str()),
+                Value::Array(items) => token.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
+                _ => None,
+            })
     }
 
-    /// Adds `value` at `tokens`. When parents are missing, one operation adds the outermost missing
-    /// parent with the value nested inside it, and every level it creates is remembered.
+    /// Adds `value` at `tokens` and returns its pointer. When parents are missing, the outermost
+    /// missing one is added with the value nested inside it; when the nearest existing parent is
+    /// one this patch creates, the value joins the operation that creates it.
     fn place(&mut self, tokens: &[&str], value: Value) -> String {
+        let Some(last) = tokens.len().checked_sub(1) else {
+            return String::new();
+        };
+        // The first token whose member is missing: a parent, else the member itself.
         let mut pointer = PointerBuf::new();
-        let mut missing_from = None;
-        for (depth, token) in tokens.iter().enumerate() {
-            pointer.push_back(*token);
-            if depth + 1 < tokens.len() && !self.exists(&tokens[..=depth], pointer.as_str()) {
-                missing_from = Some(depth);
-                break;
+        let mut anchor = None;
+        let mut first_missing = last;
+        for depth in 0..last {
+            pointer.push_back(tokens[depth]);
+            match self.created_index(pointer.as_str()) {
+                Some(index) => anchor = Some(index),
+                None if presence::present(self.original, &tokens[..=depth]) => anchor = None,
+                None => {
+                    first_missing = depth;
+                    break;
+                }
             }
         }
-        let Some(depth) = missing_from else {
-            let path = pointer.as_str().to_string();
-            self.add(pointer, value);
-            return path;
-        };
+        if first_missing == last {
+            pointer.push_back(tokens[last]);
+        }
         let mut nested = value;
-        for token in tokens[depth + 1..].iter().rev() {
+        for token in tokens[first_missing + 1..].iter().rev() {
             let mut object = serde_json::Map::new();
             object.insert((*token).to_string(), nested);
             nested = Value::Object(object);
         }
-        self.add(pointer.clone(), nested);
-        for token in &tokens[depth + 1..] {
+        let key = tokens[first_missing];
+        let joined = match anchor.and_then(|index| self.created_value(index)) {
+            Some(Value::Object(parent)) => {
+                parent.insert(key.to_string(), nested);
+                None
+            }
+            _ => Some(nested),
+        };
+        let (op, mut within) = match (joined, anchor) {
+            (None, Some(index)) => {
+                let parent = &self.created[index];
+                let mut within = parent.within.clone();
+                within.push(key.to_string());
+                (parent.op, within)
+            }
+            (nested, _) => {
+                self.ops.push(PatchOperation::Add(AddOperation {
+                    path: pointer.clone(),
+                    value: nested.unwrap_or(Value::Null),
+                }));
+                (self.ops.len() - 1, Vec::new())
+            }
+        };
+        // Remember every level created, down to the member.
+        self.created.push(Created {
+            pointer: pointer.as_str().to_string(),
+            op,
+            within: within.clone(),
+        });
+        for token in &tokens[first_missing + 1..] {
             pointer.push_back(*token);
-            self.created.push(pointer.as_str().to_string());
+            within.push((*token).to_string());
+            self.created.push(Created {
+                pointer: pointer.as_str().to_string(),
+                op,
+                within: within.clone(),
+            });
         }
         pointer.as_str().to_string()
     }
@@ -289,53 +345,46 @@ impl<'a> PatchBuilder<'a> {
         self.place(tokens, value)
     }
 
-    /// Appends `value` to the array at `tokens`, creating the array when absent; returns the
-    /// pointer of the new element.
-    pub fn append(&mut self, tokens: &[&str], value: Value) -> String {
+    /// Appends every value of `values` to the array at `tokens`, creating the array when absent;
+    /// returns the pointer of each new element.
+    pub fn append_all(&mut self, tokens: &[&str], values: Vec<Value>) -> Vec<String> {
         let key = pointer_of(tokens);
-        let length = match self.array_lengths.get(&key) {
-            Some(length) => *length,
-            None if self.exists(tokens, &key) => {
-                presence::array_len(self.original, tokens).unwrap_or(0)
-            }
+        values
+            .into_iter()
+            .map(|value| self.append_at(tokens, &key, value))
+            .collect()
+    }
+
+    /// Appends one value to the array at `tokens`, whose pointer is `key`.
+    fn append_at(&mut self, tokens: &[&str], key: &str, value: Value) -> String {
+        if let Some(index) = self.created_index(key)
+            && let Some(Value::Array(items)) = self.created_value(index)
+        {
+            items.push(value);
+            return format!("{key}/{}", items.len() - 1);
+        }
+        if !presence::present(self.original, tokens) {
+            self.place(tokens, Value::Array(vec![value]));
+            return format!("{key}/0");
+        }
+        let length = match self.array_lengths.iter_mut().find(|(array, _)| array == key) {
+            Some((_, length)) => length,
             None => {
-                self.place(tokens, Value::Array(vec![value]));
-                self.array_lengths.insert(key.clone(), 1);
-                return format!("{key}/0");
+                let length = presence::array_len(self.original, tokens).unwrap_or(0);
+                self.array_lengths.push((key.to_string(), length));
+                let last = self.array_lengths.len() - 1;
+                &mut self.array_lengths[last].1
             }
         };
+        let index = *length;
+        *length += 1;
         let mut element = PointerBuf::from_tokens(tokens.iter().copied());
         element.push_back("-");
         self.ops.push(PatchOperation::Add(AddOperation {
             path: element,
             value,
         }));
-        self.array_lengths.insert(key.clone(), length + 1);
-        format!("{key}/{length}")
-    }
-
-    /// Appends every value of `values` to the array at `tokens` (see [`Self::append`]), working out
-    /// where the array stands once; returns the pointer of each new element.
-    pub fn append_all(&mut self, tokens: &[&str], values: Vec<Value>) -> Vec<String> {
-        let mut values = values.into_iter();
-        let Some(first) = values.next() else {
-            return Vec::new();
-        };
-        let mut paths = vec![self.append(tokens, first)];
-        let key = pointer_of(tokens);
-        let mut element = PointerBuf::from_tokens(tokens.iter().copied());
-        element.push_back("-");
-        let mut length = self.array_lengths.get(&key).copied().unwrap_or(1);
-        for value in values {
-            self.ops.push(PatchOperation::Add(AddOperation {
-                path: element.clone(),
-                value,
-            }));
-            paths.push(format!("{key}/{length}"));
-            length += 1;
-        }
-        self.array_lengths.insert(key, length);
-        paths
+        format!("{key}/{index}")
     }
 
     pub fn finish(self) -> Patch {
@@ -353,7 +402,7 @@ mod tests {
     }
 
     #[test]
-    fn set_creates_missing_parents_and_escapes_keys() {
+    fn set_creates_missing_parents_once_and_escapes_keys() {
         let pod =
             typed(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}]}}));
         let mut builder = PatchBuilder::new(&pod);
@@ -371,9 +420,41 @@ mod tests {
         assert_eq!(
             ops,
             json!([
-                {"op": "add", "path": "/metadata/annotations", "value": {"pytune.io/injected": "x"}},
-                {"op": "add", "path": "/metadata/annotations/pytune.io~1policy-revision", "value": "r"},
+                {"op": "add", "path": "/metadata/annotations",
+                 "value": {"pytune.io/injected": "x", "pytune.io/policy-revision": "r"}},
             ])
+        );
+    }
+
+    #[test]
+    fn values_below_a_created_parent_join_its_operation() {
+        let pod = json!({"spec": {"containers": [{"name": "a", "resources": {}}]}});
+        let typed_pod = typed(pod.clone());
+        let mut builder = PatchBuilder::new(&typed_pod);
+        let base = ["spec", "containers", "0"];
+        let at = |rest: &[&'static str]| [&base[..], rest].concat();
+        builder.set(&at(&["resources", "requests", "cpu"]), json!("1"));
+        builder.set(&at(&["lifecycle", "preStop"]), json!({"sleep": {"seconds": 5}}));
+        let path = builder.set(&at(&["resources", "requests", "memory"]), json!("1Gi"));
+        assert_eq!(path, "/spec/containers/0/resources/requests/memory");
+        builder.set(&at(&["resources", "limits", "memory"]), json!("2Gi"));
+        let patch = builder.finish();
+        assert_eq!(
+            serde_json::to_value(&patch).unwrap(),
+            json!([
+                {"op": "add", "path": "/spec/containers/0/resources/requests",
+                 "value": {"cpu": "1", "memory": "1Gi"}},
+                {"op": "add", "path": "/spec/containers/0/lifecycle",
+                 "value": {"preStop": {"sleep": {"seconds": 5}}}},
+                {"op": "add", "path": "/spec/containers/0/resources/limits",
+                 "value": {"memory": "2Gi"}},
+            ])
+        );
+        let mut patched = pod;
+        json_patch::patch(&mut patched, &patch).unwrap();
+        assert_eq!(
+            patched["spec"]["containers"][0]["resources"],
+            json!({"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}})
         );
     }
 
@@ -382,27 +463,36 @@ mod tests {
         let pod = json!({"spec": {"containers": [{"name": "a", "env": null}, {"name": "b", "env": [{"name": "X"}]}]}});
         let typed_pod = typed(pod.clone());
         let mut builder = PatchBuilder::new(&typed_pod);
+        let first = ["spec", "containers", "0", "env"];
+        let second = ["spec", "containers", "1", "env"];
         assert_eq!(
-            builder.append(&["spec", "containers", "0", "env"], json!({"name": "A"})),
-            "/spec/containers/0/env/0"
+            builder.append_all(&first, vec![json!({"name": "A"})]),
+            ["/spec/containers/0/env/0"]
         );
         assert_eq!(
-            builder.append(&["spec", "containers", "0", "env"], json!({"name": "B"})),
-            "/spec/containers/0/env/1"
+            builder.append_all(&first, vec![json!({"name": "B"})]),
+            ["/spec/containers/0/env/1"]
         );
         assert_eq!(
-            builder.append(&["spec", "containers", "1", "env"], json!({"name": "C"})),
-            "/spec/containers/1/env/1"
+            builder.append_all(&second, vec![json!({"name": "C"}), json!({"name": "D"})]),
+            ["/spec/containers/1/env/1", "/spec/containers/1/env/2"]
+        );
+        let patch = builder.finish();
+        // The created array is one operation; the existing one is appended to.
+        let paths: Vec<String> = patch.0.iter().map(|op| op.path().to_string()).collect();
+        assert_eq!(
+            paths,
+            ["/spec/containers/0/env", "/spec/containers/1/env/-", "/spec/containers/1/env/-"]
         );
         let mut patched = pod.clone();
-        json_patch::patch(&mut patched, &builder.finish()).unwrap();
+        json_patch::patch(&mut patched, &patch).unwrap();
         assert_eq!(
             patched["spec"]["containers"][0]["env"],
             json!([{"name": "A"}, {"name": "B"}])
         );
         assert_eq!(
             patched["spec"]["containers"][1]["env"],
-            json!([{"name": "X"}, {"name": "C"}])
+            json!([{"name": "X"}, {"name": "C"}, {"name": "D"}])
         );
     }
 
