@@ -13,11 +13,12 @@ use kube::core::admission::{AdmissionResponse, Operation};
 use thiserror::Error;
 
 use crate::engine::{
-    self, Context, Decision, Feature, MAX_WARNING_CHARS, Mode, Plan, PodText, truncate,
+    self, Context, Decision, Feature, MAX_WARNING_CHARS, Mode, Plan, PodView, truncate,
 };
 use crate::policy::Policy;
 
 mod envelope;
+mod patch_json;
 mod wire;
 
 /// The only review version pytune answers.
@@ -187,23 +188,25 @@ pub fn parse(body: &[u8], policy: &Policy) -> Result<Parsed, BadReview> {
             });
         }
     };
-    let envelope::Request { uid, view } = request;
+    let envelope::Request {
+        uid,
+        view,
+        object_error,
+    } = request;
     let pod = view
         .object
         .as_ref()
-        .and_then(PodText::name)
+        .and_then(PodView::name)
         .or(view.name.as_deref().filter(|name| !name.is_empty()))
         .map(str::to_string);
     let record = Record::new(uid, view.namespace.clone(), pod, view.dry_run == Some(true));
-    let subject = match (skip_reason(&view), view.object) {
-        (Some(reason), _) => Subject::Skip(reason),
-        (None, None) => Subject::Skip("the request has no object".to_string()),
-        (None, Some(object)) => {
+    let subject = match (skip_reason(&view), view.object, object_error) {
+        (Some(reason), _, _) => Subject::Skip(reason),
+        (None, _, Some(error)) => Subject::Unreadable(error),
+        (None, None, None) => Subject::Skip("the request has no object".to_string()),
+        (None, Some(object), None) => {
             match engine::selection(object.label(&policy.selector.label), policy) {
-                Decision::Selected => match object.decode() {
-                    Ok(pod) => Subject::Pod(Box::new(pod)),
-                    Err(err) => Subject::Unreadable(err.to_string()),
-                },
+                Decision::Selected => Subject::Pod(Box::new(object.into_pod())),
                 Decision::NotSelected(reason) | Decision::OptedOut(reason) => Subject::Skip(reason),
             }
         }
@@ -286,7 +289,15 @@ fn answer_plan(
         (Decision::Selected, false, Mode::Enforce) => Verdict::Patched,
     };
     match record.verdict {
-        Verdict::Patched => match response.clone().with_patch(plan.patch) {
+        // kube's `with_patch` sets the patch type; the bytes come from the faster writer.
+        Verdict::Patched => match patch_json::to_vec(&plan.patch).and_then(|bytes| {
+            let mut patched = response
+                .clone()
+                .with_patch(json_patch::Patch(Vec::new()))
+                .map_err(serde::ser::Error::custom)?;
+            patched.patch = Some(bytes);
+            Ok(patched)
+        }) {
             Ok(patched) => response = patched,
             Err(err) => {
                 return failed(

@@ -226,3 +226,21 @@ fn audit_warnings_are_capped() {
         "pytune audit: and 5 more changes"
     );
 }
+
+#[test]
+fn another_kind_whose_object_is_not_pod_shaped_is_skipped_not_an_error() {
+    let mut review: Value = serde_json::from_slice(&labeled(CREATE)).expect("JSON");
+    review["request"]["kind"] =
+        serde_json::json!({"group": "batch", "version": "v1", "kind": "CronJob"});
+    review["request"]["object"]["spec"] = serde_json::json!({"containers": "not a list"});
+    let outcome = run(&serde_json::to_vec(&review).expect("JSON"), Mode::Enforce);
+    assert_eq!(outcome.record.verdict, Verdict::Skipped);
+    assert!(outcome.response.warnings.is_none());
+    assert!(
+        outcome
+            .record
+            .detail
+            .as_deref()
+            .is_some_and(|detail| detail.contains("CronJob"))
+    );
+}

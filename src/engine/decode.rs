@@ -1,6 +1,5 @@
 //! Decoding the parts of a Pod the rules read. Skipping `managedFields`, volumes, tolerations,
-//! status and the rest was most of the decoding time; the server also leaves the spec as raw text
-//! until the labels say pytune has something to do with the Pod.
+//! status and the rest was most of the decoding time.
 
 use std::collections::BTreeMap;
 
@@ -8,25 +7,20 @@ use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde::Deserialize;
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use super::EngineError;
 
-/// A Pod as JSON text with its metadata read and its spec still raw: enough to tell whether the
-/// policy selects it, decoded further only when it does.
+/// The parts of a Pod the rules read, as decoded from its JSON (text or tree). Decodes in one
+/// pass wherever a Pod's JSON sits, such as inside an `AdmissionReview`.
 #[derive(Deserialize)]
-pub struct PodText<'a> {
+pub struct PodView {
     #[serde(default)]
     metadata: MetadataView,
-    #[serde(borrow, default)]
-    spec: Option<&'a RawValue>,
+    #[serde(default)]
+    spec: Option<SpecView>,
 }
 
-impl<'a> PodText<'a> {
-    pub fn read(pod_json: &'a str) -> Result<PodText<'a>, EngineError> {
-        Ok(serde_json::from_str(pod_json)?)
-    }
-
+impl PodView {
     /// The value of the label `key`.
     pub fn label(&self, key: &str) -> Option<&str> {
         let labels = self.metadata.labels.as_ref()?;
@@ -42,27 +36,14 @@ impl<'a> PodText<'a> {
     }
 
     /// The Pod, as far as the rules read it.
-    pub fn decode(self) -> Result<Pod, EngineError> {
-        let spec = match self.spec {
-            Some(spec) => Some(serde_json::from_str::<SpecView>(spec.get())?),
-            None => None,
-        };
-        Ok(pod(self.metadata, spec))
+    pub fn into_pod(self) -> Pod {
+        pod(self.metadata, self.spec)
     }
 }
 
 /// The same parts, from a JSON tree (manifests read by the CLI).
 pub(super) fn from_value(pod_json: &Value) -> Result<Pod, EngineError> {
-    let view = PodView::deserialize(pod_json)?;
-    Ok(pod(view.metadata, view.spec))
-}
-
-#[derive(Deserialize)]
-struct PodView {
-    #[serde(default)]
-    metadata: MetadataView,
-    #[serde(default)]
-    spec: Option<SpecView>,
+    Ok(PodView::deserialize(pod_json)?.into_pod())
 }
 
 #[derive(Default, Deserialize)]
@@ -130,19 +111,9 @@ mod tests {
             "status": {"phase": "Pending"}
         });
         let text = serde_json::to_string(&json).expect("JSON");
-        let read = PodText::read(&text).expect("readable");
-        assert_eq!(read.label("a"), Some("b"));
-        assert_eq!(read.name(), Some("web-"));
-        assert_eq!(
-            read.decode().expect("a Pod"),
-            from_value(&json).expect("a Pod")
-        );
-    }
-
-    #[test]
-    fn a_malformed_spec_is_reported_when_decoded() {
-        let text = r#"{"metadata":{"labels":{"a":"b"}},"spec":{"containers":"no"}}"#;
-        let read = PodText::read(text).expect("the metadata is readable");
-        assert!(read.decode().is_err());
+        let view: PodView = serde_json::from_str(&text).expect("readable");
+        assert_eq!(view.label("a"), Some("b"));
+        assert_eq!(view.name(), Some("web-"));
+        assert_eq!(view.into_pod(), from_value(&json).expect("a Pod"));
     }
 }

@@ -210,7 +210,7 @@ pub fn plan(
         planner.change(
             Some(&name),
             Feature::Env,
-            format!("env.{var}"),
+            ["env.", var.as_str()].concat(),
             path,
             Value::String(value),
             reason,
@@ -286,12 +286,12 @@ fn computed(
     // A PYTHON_CPU_COUNT the user set is what Python and its pools will see.
     let cpus = target.env_count("PYTHON_CPU_COUNT").unwrap_or(cpus);
     let threads = (cpus / processes.max(1)).max(1);
+    let reason = format!(
+        "native pools size from the node's cores; {cpus} CPU(s) / {processes} {what} = {threads}"
+    );
+    let threads = threads.to_string();
     for var in &policy.env.thread_caps {
-        out.push((
-            var.clone(),
-            threads.to_string(),
-            format!("native pools size from the node's cores; {cpus} CPU(s) / {processes} {what} = {threads}"),
-        ));
+        out.push((var.clone(), threads.clone(), reason.clone()));
     }
     out
 }

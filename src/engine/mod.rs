@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
-pub use decode::PodText;
+pub use decode::PodView;
 pub use directives::annotations;
 pub use plan::{
     Change, Decision, Feature, MAX_WARNING_CHARS, Note, Plan, TargetContainer, Warning, truncate,
@@ -140,7 +140,7 @@ pub fn plan(pod_json: &Value, policy: &Policy, ctx: &Context) -> Result<Plan, En
 /// Decodes the parts of a Pod the rules read from its JSON text, as the server receives it,
 /// without building a JSON tree first.
 pub fn decode(pod_json: &str) -> Result<Pod, EngineError> {
-    PodText::read(pod_json)?.decode()
+    Ok(serde_json::from_str::<PodView>(pod_json)?.into_pod())
 }
 
 /// Plans the changes pytune makes to a decoded Pod.

@@ -209,10 +209,52 @@ impl Change {
     }
 }
 
+/// The escaped JSON pointer of unescaped `tokens`.
 fn pointer_of(tokens: &[&str]) -> String {
-    PointerBuf::from_tokens(tokens.iter().copied())
-        .as_str()
-        .to_string()
+    let mut pointer = String::with_capacity(64);
+    for token in tokens {
+        push_token(&mut pointer, token);
+    }
+    pointer
+}
+
+/// Appends `/token` to a JSON pointer, escaped as RFC 6901 asks. Cheaper than building a
+/// `PointerBuf` token by token, which was much of the engine's time.
+fn push_token(pointer: &mut String, token: &str) {
+    pointer.push('/');
+    if token.contains(['~', '/']) {
+        for c in token.chars() {
+            match c {
+                '~' => pointer.push_str("~0"),
+                '/' => pointer.push_str("~1"),
+                c => pointer.push(c),
+            }
+        }
+    } else {
+        pointer.push_str(token);
+    }
+}
+
+/// `pointer` as an operation's path. It is escaped by [`push_token`], so it always parses; the
+/// fallback only keeps this free of panics.
+fn path_of(pointer: &str, tokens: &[&str]) -> PointerBuf {
+    PointerBuf::parse(pointer).unwrap_or_else(|_| PointerBuf::from_tokens(tokens.iter().copied()))
+}
+
+/// The pointer of element `index` of the array at `array`.
+fn element_of(array: &str, index: usize) -> String {
+    let mut pointer = String::with_capacity(array.len() + 4);
+    pointer.push_str(array);
+    pointer.push('/');
+    push_number(&mut pointer, index);
+    pointer
+}
+
+fn push_number(text: &mut String, number: usize) {
+    if number >= 10 {
+        push_number(text, number / 10);
+    }
+    text.push(char::from(b'0' + (number % 10) as u8));
 }
 
 /// Builds explicit `add` operations against the Pod as received, creating missing parents, so the
@@ -275,12 +317,12 @@ impl<'a> PatchBuilder<'a> {
             return String::new();
         };
         // The first token whose member is missing: a parent, else the member itself.
-        let mut pointer = PointerBuf::new();
+        let mut pointer = String::with_capacity(64);
         let mut anchor = None;
         let mut first_missing = last;
         for depth in 0..last {
-            pointer.push_back(tokens[depth]);
-            match self.created_index(pointer.as_str()) {
+            push_token(&mut pointer, tokens[depth]);
+            match self.created_index(&pointer) {
                 Some(index) => anchor = Some(index),
                 None if presence::present(self.original, &tokens[..=depth]) => anchor = None,
                 None => {
@@ -290,7 +332,7 @@ impl<'a> PatchBuilder<'a> {
             }
         }
         if first_missing == last {
-            pointer.push_back(tokens[last]);
+            push_token(&mut pointer, tokens[last]);
         }
         let mut nested = value;
         for token in tokens[first_missing + 1..].iter().rev() {
@@ -315,7 +357,7 @@ impl<'a> PatchBuilder<'a> {
             }
             (nested, _) => {
                 self.ops.push(PatchOperation::Add(AddOperation {
-                    path: pointer.clone(),
+                    path: path_of(&pointer, &tokens[..=first_missing]),
                     value: nested.unwrap_or(Value::Null),
                 }));
                 (self.ops.len() - 1, Vec::new())
@@ -323,20 +365,20 @@ impl<'a> PatchBuilder<'a> {
         };
         // Remember every level created, down to the member.
         self.created.push(Created {
-            pointer: pointer.as_str().to_string(),
+            pointer: pointer.clone(),
             op,
             within: within.clone(),
         });
         for token in &tokens[first_missing + 1..] {
-            pointer.push_back(*token);
+            push_token(&mut pointer, token);
             within.push((*token).to_string());
             self.created.push(Created {
-                pointer: pointer.as_str().to_string(),
+                pointer: pointer.clone(),
                 op,
                 within: within.clone(),
             });
         }
-        pointer.as_str().to_string()
+        pointer
     }
 
     /// Sets the member at `tokens` (absent, or Kubernetes' default that pytune may replace);
@@ -361,13 +403,17 @@ impl<'a> PatchBuilder<'a> {
             && let Some(Value::Array(items)) = self.created_value(index)
         {
             items.push(value);
-            return format!("{key}/{}", items.len() - 1);
+            return element_of(key, items.len() - 1);
         }
         if !presence::present(self.original, tokens) {
             self.place(tokens, Value::Array(vec![value]));
-            return format!("{key}/0");
+            return element_of(key, 0);
         }
-        let length = match self.array_lengths.iter_mut().find(|(array, _)| array == key) {
+        let length = match self
+            .array_lengths
+            .iter_mut()
+            .find(|(array, _)| array == key)
+        {
             Some((_, length)) => length,
             None => {
                 let length = presence::array_len(self.original, tokens).unwrap_or(0);
@@ -378,13 +424,15 @@ impl<'a> PatchBuilder<'a> {
         };
         let index = *length;
         *length += 1;
-        let mut element = PointerBuf::from_tokens(tokens.iter().copied());
-        element.push_back("-");
-        self.ops.push(PatchOperation::Add(AddOperation {
-            path: element,
-            value,
-        }));
-        format!("{key}/{index}")
+        let end = [key, "/-"].concat();
+        let path = PointerBuf::parse(end).unwrap_or_else(|_| {
+            let mut path = PointerBuf::from_tokens(tokens.iter().copied());
+            path.push_back("-");
+            path
+        });
+        self.ops
+            .push(PatchOperation::Add(AddOperation { path, value }));
+        element_of(key, index)
     }
 
     pub fn finish(self) -> Patch {
@@ -434,7 +482,10 @@ mod tests {
         let base = ["spec", "containers", "0"];
         let at = |rest: &[&'static str]| [&base[..], rest].concat();
         builder.set(&at(&["resources", "requests", "cpu"]), json!("1"));
-        builder.set(&at(&["lifecycle", "preStop"]), json!({"sleep": {"seconds": 5}}));
+        builder.set(
+            &at(&["lifecycle", "preStop"]),
+            json!({"sleep": {"seconds": 5}}),
+        );
         let path = builder.set(&at(&["resources", "requests", "memory"]), json!("1Gi"));
         assert_eq!(path, "/spec/containers/0/resources/requests/memory");
         builder.set(&at(&["resources", "limits", "memory"]), json!("2Gi"));
@@ -482,7 +533,11 @@ mod tests {
         let paths: Vec<String> = patch.0.iter().map(|op| op.path().to_string()).collect();
         assert_eq!(
             paths,
-            ["/spec/containers/0/env", "/spec/containers/1/env/-", "/spec/containers/1/env/-"]
+            [
+                "/spec/containers/0/env",
+                "/spec/containers/1/env/-",
+                "/spec/containers/1/env/-"
+            ]
         );
         let mut patched = pod.clone();
         json_patch::patch(&mut patched, &patch).unwrap();
@@ -494,6 +549,18 @@ mod tests {
             patched["spec"]["containers"][1]["env"],
             json!([{"name": "X"}, {"name": "C"}, {"name": "D"}])
         );
+    }
+
+    #[test]
+    fn pointers_escape_tokens_and_number_elements() {
+        assert_eq!(
+            pointer_of(&["metadata", "annotations", "a/b~c"]),
+            "/metadata/annotations/a~1b~0c"
+        );
+        assert_eq!(path_of(&pointer_of(&["x", "a/b"]), &[]).as_str(), "/x/a~1b");
+        for index in [0, 7, 10, 123, 4096] {
+            assert_eq!(element_of("/env", index), format!("/env/{index}"));
+        }
     }
 
     #[test]

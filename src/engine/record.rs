@@ -1,7 +1,5 @@
 //! Records what pytune added, and under which policy, in the Pod's annotations.
 
-use std::fmt::Write as _;
-
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::Value;
 
@@ -28,13 +26,11 @@ pub fn plan(pod: &Pod, planner: &mut Planner) {
         if !text.is_empty() {
             text.push('\n');
         }
-        let _ = write!(
-            text,
-            "{} {}: {}",
-            change.container.as_deref().unwrap_or("pod"),
-            change.field,
-            change.reason
-        );
+        text.push_str(change.container.as_deref().unwrap_or("pod"));
+        text.push(' ');
+        text.push_str(&change.field);
+        text.push_str(": ");
+        text.push_str(&change.reason);
     }
     let injected = Value::String(text);
     let revision = Value::String(planner.policy.revision.clone());

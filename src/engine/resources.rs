@@ -147,7 +147,7 @@ pub fn plan(pod: &Pod, target: &Target, planner: &mut Planner) -> SizingBase {
                 planner.change(
                     Some(target.name()),
                     Feature::Resources,
-                    format!("resources.requests.{key}"),
+                    ["resources.requests.", key].concat(),
                     path,
                     Value::String(text.clone()),
                     format!("{why} ({profile_name} profile default)"),
@@ -193,7 +193,7 @@ pub fn plan(pod: &Pod, target: &Target, planner: &mut Planner) -> SizingBase {
             planner.change(
                 Some(target.name()),
                 Feature::Resources,
-                format!("resources.limits.{key}"),
+                ["resources.limits.", key].concat(),
                 path,
                 Value::String(chosen.text.clone()),
                 reason,
