@@ -2,9 +2,9 @@
 //! A variable the container already defines — in `env`, or possibly through `envFrom` — is never
 //! added, because an explicit `env` entry would silently override the user's value.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::resources::SizingBase;
 use super::sizing::WorkerPlan;
@@ -79,7 +79,7 @@ pub fn plan(
     port_env: Option<i32>,
     planner: &mut Planner,
 ) {
-    let defined: HashSet<&str> = target
+    let defined: BTreeSet<&str> = target
         .container
         .env
         .iter()
@@ -201,7 +201,12 @@ pub fn plan(
     }
     let entries = additions
         .iter()
-        .map(|(var, value, _)| json!({ "name": var, "value": value }))
+        .map(|(var, value, _)| {
+            let mut entry = serde_json::Map::with_capacity(2);
+            entry.insert("name".to_string(), Value::String(var.clone()));
+            entry.insert("value".to_string(), Value::String(value.clone()));
+            Value::Object(entry)
+        })
         .collect();
     let paths = planner
         .builder
@@ -223,7 +228,7 @@ fn computed(
     target: &Target,
     base: &SizingBase,
     workers: &WorkerPlan,
-    defined: &HashSet<&str>,
+    defined: &BTreeSet<&str>,
     planner: &mut Planner,
 ) -> Vec<(String, String, String)> {
     let policy = planner.policy;

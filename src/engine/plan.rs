@@ -235,6 +235,15 @@ fn push_token(pointer: &mut String, token: &str) {
     }
 }
 
+/// A pointer token without its RFC 6901 escapes.
+fn unescape(token: &str) -> std::borrow::Cow<'_, str> {
+    if token.contains('~') {
+        token.replace("~1", "/").replace("~0", "~").into()
+    } else {
+        token.into()
+    }
+}
+
 /// `pointer` as an operation's path. It is escaped by [`push_token`], so it always parses; the
 /// fallback only keeps this free of panics.
 fn path_of(pointer: &str, tokens: &[&str]) -> PointerBuf {
@@ -270,12 +279,12 @@ pub(crate) struct PatchBuilder<'a> {
     ops: Vec<PatchOperation>,
 }
 
-/// A member this patch creates: its pointer, and where it sits inside the operation adding it.
+/// A member this patch creates: its pointer, and the operation adding it.
 struct Created {
     pointer: String,
     op: usize,
-    /// Tokens from the operation's path down to the member.
-    within: Vec<String>,
+    /// Where the operation's path ends in `pointer`; the rest leads to the member in its value.
+    op_path_len: usize,
 }
 
 impl<'a> PatchBuilder<'a> {
@@ -296,16 +305,21 @@ impl<'a> PatchBuilder<'a> {
 
     /// The value of a member this patch creates, inside its operation.
     fn created_value(&mut self, index: usize) -> Option<&mut Value> {
-        let Created { op, within, .. } = self.created.get(index)?;
-        let PatchOperation::Add(add) = self.ops.get_mut(*op)? else {
+        let created = self.created.get(index)?;
+        let within = created.pointer.get(created.op_path_len..)?;
+        let PatchOperation::Add(add) = self.ops.get_mut(created.op)? else {
             return None;
         };
         within
-            .iter()
-            .try_fold(&mut add.value, |value, token| match value {
-                Value::Object(map) => map.get_mut(token.as_str()),
-                Value::Array(items) => token.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
-                _ => None,
+            .split('/')
+            .skip(1)
+            .try_fold(&mut add.value, |value, token| {
+                let token = unescape(token);
+                match value {
+                    Value::Object(map) => map.get_mut(token.as_ref()),
+                    Value::Array(items) => token.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
+                    _ => None,
+                }
             })
     }
 
@@ -348,34 +362,28 @@ impl<'a> PatchBuilder<'a> {
             }
             _ => Some(nested),
         };
-        let (op, mut within) = match (joined, anchor) {
-            (None, Some(index)) => {
-                let parent = &self.created[index];
-                let mut within = parent.within.clone();
-                within.push(key.to_string());
-                (parent.op, within)
-            }
+        let (op, op_path_len) = match (joined, anchor.and_then(|index| self.created.get(index))) {
+            (None, Some(parent)) => (parent.op, parent.op_path_len),
             (nested, _) => {
                 self.ops.push(PatchOperation::Add(AddOperation {
                     path: path_of(&pointer, &tokens[..=first_missing]),
                     value: nested.unwrap_or(Value::Null),
                 }));
-                (self.ops.len() - 1, Vec::new())
+                (self.ops.len() - 1, pointer.len())
             }
         };
         // Remember every level created, down to the member.
         self.created.push(Created {
             pointer: pointer.clone(),
             op,
-            within: within.clone(),
+            op_path_len,
         });
         for token in &tokens[first_missing + 1..] {
             push_token(&mut pointer, token);
-            within.push((*token).to_string());
             self.created.push(Created {
                 pointer: pointer.clone(),
                 op,
-                within: within.clone(),
+                op_path_len,
             });
         }
         pointer
