@@ -1,6 +1,7 @@
 //! Review latency: the admission layer alone over the API-server fixtures, and whole requests over
 //! a warm TLS connection (HTTP/1.1 keep-alive, as the API server sends them, and HTTP/2).
 
+mod bodies;
 #[path = "../tests/common/mod.rs"]
 mod common;
 
@@ -15,19 +16,12 @@ use pytune::admission;
 use pytune::engine::{Context, Mode};
 use pytune::policy::Policy;
 
-const FIXTURES: [&str; 3] = [
-    "pod-create-review.json",
-    "pod-generatename-create-review.json",
-    "pod-dryrun-create-review.json",
-];
-
 fn admission_layer(c: &mut Criterion) {
     let policy = Policy::embedded();
     let ctx = Context::default();
     let mut group = c.benchmark_group("admission");
-    for name in FIXTURES {
-        let body = common::bytes(&common::labeled(common::fixture(name)));
-        group.bench_function(format!("enforce/{name}"), |b| {
+    for (name, body) in bodies::all() {
+        group.bench_function(name, |b| {
             b.iter(|| {
                 let outcome = admission::review(black_box(&body), &policy, &ctx, Mode::Enforce)
                     .expect("answered");
@@ -35,14 +29,6 @@ fn admission_layer(c: &mut Criterion) {
             })
         });
     }
-    let unlabeled = common::bytes(&common::fixture(FIXTURES[0]));
-    group.bench_function("unlabeled", |b| {
-        b.iter(|| {
-            let outcome = admission::review(black_box(&unlabeled), &policy, &ctx, Mode::Enforce)
-                .expect("answered");
-            black_box(outcome.to_json())
-        })
-    });
     group.finish();
 }
 
@@ -53,8 +39,8 @@ fn over_tls(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let server = runtime.block_on(common::TestServer::start());
-    let body = hyper::body::Bytes::from(common::bytes(&common::labeled(common::fixture(
-        FIXTURES[0],
+    let body = hyper::body::Bytes::from(common::bytes(&bodies::labeled(bodies::fixture(
+        "pod-create-review.json",
     ))));
     let mut group = c.benchmark_group("https");
     for (label, alpn) in [

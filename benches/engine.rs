@@ -6,39 +6,22 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod bodies;
+
 use criterion::{Criterion, criterion_group, criterion_main};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use pytune::engine::{self, Context, KubeVersion};
 use pytune::policy::Policy;
 
 fn fixture_pod() -> Value {
-    let text = include_str!("../tests/fixtures/apiserver-v1.36/pod-create-review.json");
-    let review: Value = serde_json::from_str(text).expect("fixture parses");
-    let mut pod = review["request"]["object"].clone();
-    pod["metadata"]["labels"]["pytune.io/runtime"] = json!("python");
-    pod["spec"]["containers"][0]["command"] = json!(["gunicorn", "app.wsgi", "-b", "0.0.0.0:8000"]);
-    pod["spec"]["containers"][0]["ports"] = json!([{"containerPort": 8000}]);
-    pod
+    bodies::object(&bodies::web_service(bodies::fixture(
+        "pod-create-review.json",
+    )))
 }
 
 fn large_pod() -> Value {
-    let mut pod = fixture_pod();
-    let env: Vec<Value> = (0..60)
-        .map(|i| json!({"name": format!("SETTING_{i}"), "value": format!("value-{i}")}))
-        .collect();
-    let template = pod["spec"]["containers"][0].clone();
-    let mut containers = Vec::new();
-    for name in ["web", "worker", "beat", "istio-proxy"] {
-        let mut container = template.clone();
-        container["name"] = json!(name);
-        container["env"] = Value::Array(env.clone());
-        containers.push(container);
-    }
-    containers[1]["command"] = json!(["celery", "-A", "app", "worker", "-c", "2"]);
-    containers[2]["command"] = json!(["celery", "-A", "app", "beat"]);
-    pod["spec"]["containers"] = Value::Array(containers);
-    pod
+    bodies::object(&bodies::large(bodies::fixture("pod-create-review.json")))
 }
 
 fn bench(c: &mut Criterion) {

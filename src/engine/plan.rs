@@ -317,7 +317,9 @@ impl<'a> PatchBuilder<'a> {
                 let token = unescape(token);
                 match value {
                     Value::Object(map) => map.get_mut(token.as_ref()),
-                    Value::Array(items) => token.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
+                    Value::Array(items) => {
+                        token.parse::<usize>().ok().and_then(|i| items.get_mut(i))
+                    }
                     _ => None,
                 }
             })
