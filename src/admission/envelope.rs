@@ -14,7 +14,7 @@ use crate::engine::PodView;
 /// `oldObject`, `options`, …) are skipped without being decoded.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct Envelope {
+struct Envelope {
     #[serde(default)]
     api_version: Option<String>,
     #[serde(default)]
