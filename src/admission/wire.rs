@@ -85,11 +85,7 @@ mod tests {
     }
 
     fn response(uid: &str) -> AdmissionResponse {
-        let mut response = AdmissionResponse::invalid("");
-        response.uid = uid.to_string();
-        response.allowed = true;
-        response.result = Default::default();
-        response
+        super::super::allowing(uid)
     }
 
     #[test]

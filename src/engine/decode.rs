@@ -67,22 +67,14 @@ struct MetadataView {
 }
 
 fn pod(metadata: MetadataView, spec: Option<SpecView>) -> Pod {
-    let MetadataView {
-        name,
-        generate_name,
-        namespace,
-        labels,
-        annotations,
-        owner_references,
-    } = metadata;
     Pod {
         metadata: ObjectMeta {
-            name,
-            generate_name,
-            namespace,
-            labels,
-            annotations,
-            owner_references,
+            name: metadata.name,
+            generate_name: metadata.generate_name,
+            namespace: metadata.namespace,
+            labels: metadata.labels,
+            annotations: metadata.annotations,
+            owner_references: metadata.owner_references,
             ..Default::default()
         },
         spec: spec.map(|spec| PodSpec {
