@@ -401,10 +401,26 @@ impl<'a> PatchBuilder<'a> {
     /// returns the pointer of each new element.
     pub fn append_all(&mut self, tokens: &[&str], values: Vec<Value>) -> Vec<String> {
         let key = pointer_of(tokens);
-        values
-            .into_iter()
-            .map(|value| self.append_at(tokens, &key, value))
-            .collect()
+        let mut values = values.into_iter();
+        let mut paths = Vec::with_capacity(values.len());
+        let Some(first) = values.next() else {
+            return paths;
+        };
+        paths.push(self.append_at(tokens, &key, first));
+        // An array this patch created takes the rest inside the same operation, found once.
+        if let Some(index) = self.created_index(&key)
+            && let Some(Value::Array(items)) = self.created_value(index)
+        {
+            for value in values {
+                items.push(value);
+                paths.push(element_of(&key, items.len() - 1));
+            }
+            return paths;
+        }
+        for value in values {
+            paths.push(self.append_at(tokens, &key, value));
+        }
+        paths
     }
 
     /// Appends one value to the array at `tokens`, whose pointer is `key`.
