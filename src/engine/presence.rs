@@ -30,6 +30,7 @@ fn known(pod: &Pod, tokens: &[&str]) -> Option<bool> {
     let annotations = pod.metadata.annotations.as_ref();
     let spec = pod.spec.as_ref();
     Some(match tokens {
+        // A Pod the policy selects has its labels, so it has metadata.
         [] | ["metadata"] => true,
         ["metadata", "annotations"] => annotations.is_some(),
         ["metadata", "annotations", key] => annotations.is_some_and(|map| map.contains_key(*key)),
