@@ -1,9 +1,9 @@
-//! Admission: request bytes → `AdmissionReview` envelope → Pod JSON → engine → `AdmissionResponse`.
+//! Admission: request bytes → `AdmissionReview` envelope and Pod → engine → `AdmissionResponse`.
 //!
-//! No HTTP here. The envelope is read first so every answer carries the request's uid; the object
-//! stays raw JSON for the engine (which deserializes it itself and patches the JSON as received).
-//! Whatever goes wrong after the uid is known, the answer is `allowed: true` without a patch and
-//! with a warning: pytune never blocks a Pod.
+//! No HTTP here. The body is read in one pass (`envelope`): the request's uid, so every answer can
+//! carry it, and the parts of the Pod the engine reads; the engine's patch targets the JSON as
+//! received. Whatever goes wrong after the uid is known, the answer is `allowed: true` without a
+//! patch and with a warning: pytune never blocks a Pod.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -290,23 +290,22 @@ fn answer_plan(
     };
     match record.verdict {
         // kube's `with_patch` sets the patch type; the bytes come from the faster writer.
-        Verdict::Patched => match patch_json::to_vec(&plan.patch).and_then(|bytes| {
-            let mut patched = response
-                .clone()
-                .with_patch(json_patch::Patch(Vec::new()))
-                .map_err(serde::ser::Error::custom)?;
-            patched.patch = Some(bytes);
-            Ok(patched)
-        }) {
-            Ok(patched) => response = patched,
-            Err(err) => {
-                return failed(
-                    response,
-                    record,
-                    format!("cannot serialize the patch: {err}"),
-                );
-            }
-        },
+        Verdict::Patched => {
+            let patched = patch_json::to_vec(&plan.patch).and_then(|bytes| {
+                let mut patched = response
+                    .with_patch(json_patch::Patch(Vec::new()))
+                    .map_err(serde::ser::Error::custom)?;
+                patched.patch = Some(bytes);
+                Ok(patched)
+            });
+            response = match patched {
+                Ok(patched) => patched,
+                Err(err) => {
+                    let detail = format!("cannot serialize the patch: {err}");
+                    return failed(allowing(&record.uid), record, detail);
+                }
+            };
+        }
         Verdict::Audited => warnings.extend(audit_warnings(&plan.changes)),
         _ => {}
     }

@@ -137,12 +137,6 @@ pub fn plan(pod_json: &Value, policy: &Policy, ctx: &Context) -> Result<Plan, En
     Ok(plan_selected(&pod, policy, ctx))
 }
 
-/// Decodes the parts of a Pod the rules read from its JSON text, as the server receives it,
-/// without building a JSON tree first.
-pub fn decode(pod_json: &str) -> Result<Pod, EngineError> {
-    Ok(serde_json::from_str::<PodView>(pod_json)?.into_pod())
-}
-
 /// Plans the changes pytune makes to a decoded Pod.
 pub fn plan_pod(pod: &Pod, policy: &Policy, ctx: &Context) -> Plan {
     let label = pod
