@@ -1,5 +1,5 @@
 //! The patch as JSON bytes, for the response. The same JSON `serde_json` writes, but strings are
-//! checked for characters to escape eight bytes at a time: the patch is mostly text (the record
+//! checked for characters to escape eight bytes at a time, jumping to the first such byte: the patch is mostly text (the record
 //! annotation repeats every reason), and escaping it byte by byte was a large part of answering.
 
 use json_patch::{Patch, PatchOperation};
@@ -65,15 +65,19 @@ fn write_value(out: &mut Vec<u8>, value: &Value) -> serde_json::Result<()> {
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
-/// Whether any of the eight bytes in `word` is a control character, `"` or `\`. May also flag a
-/// byte above one that truly needs escaping; the caller then looks at each byte.
-fn needs_escape(word: u64) -> bool {
-    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+/// The bytes of `word` that are control characters, `"` or `\\`, as the high bit of each byte
+/// (little-endian: the lowest is the first). A byte above one that truly needs escaping may be
+/// flagged too, but the lowest flagged byte is always a true one: a borrow only runs upward.
+fn escape_mask(word: u64) -> u64 {
+    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
     let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
-    (control
-        | has_zero(word ^ (ONES * u64::from(b'"')))
-        | has_zero(word ^ (ONES * u64::from(b'\\'))))
-        != 0
+    control
+        | zero_bytes(word ^ (ONES * u64::from(b'"')))
+        | zero_bytes(word ^ (ONES * u64::from(b'\\')))
+}
+
+fn needs_escape(byte: u8) -> bool {
+    byte < 0x20 || byte == b'"' || byte == b'\\'
 }
 
 /// `text` as a JSON string.
@@ -84,20 +88,24 @@ fn write_str(out: &mut Vec<u8>, text: &str) {
     let mut start = 0;
     let mut index = 0;
     while index < bytes.len() {
-        if let Some(word) = bytes.get(index..index + 8)
-            && let Ok(word) = <[u8; 8]>::try_from(word)
-            && !needs_escape(u64::from_le_bytes(word))
+        if let Some(chunk) = bytes.get(index..index + 8)
+            && let Ok(word) = <[u8; 8]>::try_from(chunk)
         {
-            index += 8;
+            let mask = escape_mask(u64::from_le_bytes(word));
+            if mask == 0 {
+                index += 8;
+                continue;
+            }
+            // Straight to the first byte to escape (`trailing_zeros` is at most 63 here).
+            index += (mask.trailing_zeros() / 8) as usize;
+        } else if !needs_escape(bytes[index]) {
+            index += 1;
             continue;
         }
-        let byte = bytes[index];
-        if byte < 0x20 || byte == b'"' || byte == b'\\' {
-            out.extend_from_slice(&bytes[start..index]);
-            push_escape(out, byte);
-            start = index + 1;
-        }
+        out.extend_from_slice(&bytes[start..index]);
+        push_escape(out, bytes[index]);
         index += 1;
+        start = index;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use k8s_openapi::api::core::v1::EnvVar;
 use serde_json::Value;
 
 use super::resources::SizingBase;
@@ -79,13 +80,7 @@ pub fn plan(
     port_env: Option<i32>,
     planner: &mut Planner,
 ) {
-    let defined: BTreeSet<&str> = target
-        .container
-        .env
-        .iter()
-        .flatten()
-        .map(|var| var.name.as_str())
-        .collect();
+    let defined = Defined(target.container.env.as_deref().unwrap_or_default());
     let sources = env_from(target, planner);
     let name = target.name().to_string();
     let policy = planner.policy;
@@ -223,12 +218,22 @@ pub fn plan(
     }
 }
 
+/// The names the container's `env` already defines. A scan: lists are short, and building a set
+/// cost more than the few lookups made in it.
+struct Defined<'a>(&'a [EnvVar]);
+
+impl Defined<'_> {
+    fn contains(&self, name: &str) -> bool {
+        self.0.iter().any(|var| var.name == name)
+    }
+}
+
 /// `(name, value, reason)` of the CPU-derived variables, in the order they are added.
 fn computed(
     target: &Target,
     base: &SizingBase,
     workers: &WorkerPlan,
-    defined: &BTreeSet<&str>,
+    defined: &Defined,
     planner: &mut Planner,
 ) -> Vec<(String, String, String)> {
     let policy = planner.policy;
