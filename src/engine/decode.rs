@@ -181,4 +181,41 @@ mod tests {
         assert_eq!(view.name(), Some("web-"));
         assert_eq!(view.into_pod(), from_value(&json).expect("a Pod"));
     }
+
+    /// The fields the rules read decode as k8s-openapi decodes them, whatever the `env` entries
+    /// hold; the fields they do not read are left out.
+    #[test]
+    fn containers_keep_what_the_rules_read() {
+        let container = json!({
+            "name": "web", "image": "app:1", "command": ["gunicorn"], "args": ["-b", ":8000"],
+            "env": [
+                {"name": "A", "value": "1"},
+                {"name": "B", "value": null},
+                {"name": "C", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+                {"name": "D", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}, "extra": 1}
+            ],
+            "envFrom": [{"configMapRef": {"name": "cm"}}],
+            "ports": [{"containerPort": 8000}],
+            "resources": {"requests": {"cpu": "250m"}},
+            "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
+            "readinessProbe": {"tcpSocket": {"port": 8000}},
+            "volumeMounts": [{"name": "v", "mountPath": "/v"}],
+            "securityContext": {"runAsNonRoot": true}
+        });
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [container.clone()]}});
+        let decoded = from_value(&pod).expect("a Pod");
+        let ours = &decoded.spec.expect("a spec").containers[0];
+        let mut full: Container = serde_json::from_value(container).expect("a Container");
+        full.volume_mounts = None;
+        full.security_context = None;
+        assert_eq!(ours, &full);
+        assert_eq!(ours.env.as_ref().map(Vec::len), Some(4));
+    }
+
+    #[test]
+    fn an_env_entry_without_a_name_is_an_error() {
+        let pod = json!({"spec": {"containers": [{"name": "c", "env": [{"value": "1"}]}]}});
+        let error = from_value(&pod).expect_err("unreadable");
+        assert!(error.to_string().contains("name"), "{error}");
+    }
 }
