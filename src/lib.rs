@@ -12,6 +12,8 @@ pub mod configmaps;
 pub mod detect;
 pub mod discovery;
 pub mod engine;
+pub mod json_text;
+pub mod logging;
 pub mod manifests;
 pub mod metrics;
 pub mod mutate;

@@ -82,16 +82,10 @@ fn run_serve(args: cli::ServeArgs) -> Result<ExitCode> {
 }
 
 fn init_logging(format: cli::LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match format {
-        cli::LogFormat::Json => builder.json().flatten_event(true).init(),
-        cli::LogFormat::Text => builder.init(),
-    }
+    pytune::logging::init(match format {
+        cli::LogFormat::Json => pytune::logging::LogFormat::Json,
+        cli::LogFormat::Text => pytune::logging::LogFormat::Text,
+    });
 }
 
 fn run_policy(args: cli::PolicyArgs) -> Result<ExitCode> {
