@@ -33,8 +33,9 @@ sed 's/"labels":{"app":"demo"}/"labels":{"app":"demo","pytune.io\/runtime":"pyth
     tests/fixtures/apiserver-v1.36/pod-create-review.json > "$work/review.json"
 
 start_ns=$(date +%s%N)
+# JSON logs, as the chart configures: one line per review, to a file.
 ./target/release/pytune serve --self-signed "$work/certs" --kubernetes-version 1.33 \
-    --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin_port" \
+    --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin_port" --log-format json \
     > "$work/serve.out" 2> "$work/serve.log" &
 server_pid=$!
 until curl -fs "http://127.0.0.1:$admin_port/readyz" >/dev/null 2>&1; do
