@@ -116,7 +116,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// The response body: an `AdmissionReview` holding the response (see [`wire`]).
+    /// The response body: an `AdmissionReview` holding the response (see `wire.rs`).
     pub fn to_json(&self) -> Vec<u8> {
         wire::review_body(&self.response)
     }
