@@ -13,24 +13,11 @@ cd "$(dirname "$0")/.."
 connections=${CONNECTIONS:-16}
 duration=${DURATION:-20}
 threads=${THREADS:-2}
-port=${PORT:-18443}
-admin_port=${ADMIN_PORT:-18080}
 for tool in wrk h2load curl; do
     command -v "$tool" >/dev/null || { echo "load.sh: $tool is missing (apt-get install wrk nghttp2-client curl)" >&2; exit 1; }
 done
-
-cargo build --release --quiet
-work=$(mktemp -d)
-server_pid=
-cleanup() {
-    [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-# The API server's Pod CREATE, labeled so pytune plans a full set of changes.
-sed 's/"labels":{"app":"demo"}/"labels":{"app":"demo","pytune.io\/runtime":"python"}/' \
-    tests/fixtures/apiserver-v1.36/pod-create-review.json > "$work/review.json"
+# shellcheck source=benches/server-setup.sh
+source benches/server-setup.sh
 
 start_ns=$(date +%s%N)
 # JSON logs, as the chart configures: one line per review, to a file.

@@ -9,20 +9,8 @@ cd "$(dirname "$0")/.."
 for tool in valgrind h2load curl; do
     command -v "$tool" >/dev/null || { echo "server-instructions.sh: $tool is missing" >&2; exit 1; }
 done
-
-port=${PORT:-18443}
-admin_port=${ADMIN_PORT:-18080}
-cargo build --release --quiet
-work=$(mktemp -d)
-server_pid=
-cleanup() {
-    [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-sed 's/"labels":{"app":"demo"}/"labels":{"app":"demo","pytune.io\/runtime":"python"}/' \
-    tests/fixtures/apiserver-v1.36/pod-create-review.json > "$work/review.json"
+# shellcheck source=benches/server-setup.sh
+source benches/server-setup.sh
 
 # Instructions for a run of `requests` reviews, from start to SIGTERM.
 count() {

@@ -1000,12 +1000,17 @@ fn make_certs_script_makes_a_serving_certificate_pytune_serves() {
     assert!(!dir.path().join("other").exists());
 }
 
-const SCRIPTS: [&str; 5] = [
+const SCRIPTS: [&str; 10] = [
     "certs/make-certs",
     "scripts/install-helm",
+    "scripts/python-env",
     "scripts/test",
     ".ci/run",
     "tests/e2e/run.sh",
+    "benches/instructions.sh",
+    "benches/load.sh",
+    "benches/server-instructions.sh",
+    "benches/server-setup.sh",
 ];
 
 #[test]
