@@ -118,12 +118,6 @@ fn parse_version(text: &str) -> Result<pytune::engine::KubeVersion, String> {
         .ok_or_else(|| format!("{text:?} is not a Kubernetes version like 1.31"))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// Address of the HTTPS webhook listener.
@@ -164,7 +158,7 @@ pub struct ServeArgs {
     pub resolve_config_maps: bool,
     /// Log format.
     #[arg(long, env = "PYTUNE_LOG_FORMAT", value_enum, default_value = "text")]
-    pub log_format: LogFormat,
+    pub log_format: pytune::logging::LogFormat,
     /// Largest request body accepted (larger: HTTP 413). The API server's own limit is 3 MiB.
     #[arg(long, env = "PYTUNE_MAX_BODY_BYTES", default_value_t = pytune::server::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,

@@ -5,7 +5,7 @@
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
-/// The bytes of `word` that are control characters, `"` or `\\`, as the high bit of each byte
+/// The bytes of `word` that are control characters, `"` or `\`, as the high bit of each byte
 /// (little-endian: the lowest is the first). A byte above one that truly needs escaping may be
 /// flagged too, but the lowest flagged byte is always a true one: a borrow only runs upward.
 fn escape_mask(word: u64) -> u64 {

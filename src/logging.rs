@@ -19,11 +19,11 @@ use tracing_subscriber::registry::LookupSpan;
 use crate::json_text::write_str;
 
 /// How log lines look.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
-    /// tracing-subscriber's human-readable lines.
+    /// Human-readable lines
     Text,
-    /// One JSON object per line, event fields at the top level.
+    /// One JSON object per line, the event's fields at the top level
     Json,
 }
 

@@ -55,7 +55,7 @@ fn load_policy(path: Option<&Path>) -> Result<Policy> {
 }
 
 fn run_serve(args: cli::ServeArgs) -> Result<ExitCode> {
-    init_logging(args.log_format);
+    pytune::logging::init(args.log_format);
     let tls = match (args.self_signed, args.tls_cert, args.tls_key) {
         (Some(dir), _, _) => TlsSource::SelfSigned(dir),
         (None, Some(cert), Some(key)) => TlsSource::Files { cert, key },
@@ -79,13 +79,6 @@ fn run_serve(args: cli::ServeArgs) -> Result<ExitCode> {
         .context("cannot start the async runtime")?;
     runtime.block_on(serve::run(options))?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn init_logging(format: cli::LogFormat) {
-    pytune::logging::init(match format {
-        cli::LogFormat::Json => pytune::logging::LogFormat::Json,
-        cli::LogFormat::Text => pytune::logging::LogFormat::Text,
-    });
 }
 
 fn run_policy(args: cli::PolicyArgs) -> Result<ExitCode> {
