@@ -10,7 +10,7 @@ use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
-use tracing::{Event, Level, Subscriber};
+use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::{Format, Json, JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
@@ -95,23 +95,13 @@ fn plain_line(event: &Event<'_>) -> Option<String> {
     line.extend_from_slice(br#"{"timestamp":""#);
     push_timestamp(&mut line, SystemTime::now())?;
     line.extend_from_slice(br#"","level":""#);
-    line.extend_from_slice(level_name(*meta.level()).as_bytes());
+    line.extend_from_slice(meta.level().as_str().as_bytes());
     line.push(b'"');
     event.record(&mut Members(&mut line));
     line.extend_from_slice(br#","target":"#);
     write_str(&mut line, meta.target());
     line.extend_from_slice(b"}\n");
     String::from_utf8(line).ok()
-}
-
-fn level_name(level: Level) -> &'static str {
-    match level {
-        Level::ERROR => "ERROR",
-        Level::WARN => "WARN",
-        Level::INFO => "INFO",
-        Level::DEBUG => "DEBUG",
-        Level::TRACE => "TRACE",
-    }
 }
 
 /// Writes each field as `,"name":value`, with the JSON types tracing-serde gives them.

@@ -2,6 +2,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tracing::Level;
 use tracing_subscriber::fmt::MakeWriter;
 
 use super::*;
