@@ -16,10 +16,6 @@ fn escape_mask(word: u64) -> u64 {
         | zero_bytes(word ^ (ONES * u64::from(b'\\')))
 }
 
-fn needs_escape(byte: u8) -> bool {
-    byte < 0x20 || byte == b'"' || byte == b'\\'
-}
-
 /// `text` as a JSON string.
 pub fn write_str(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
@@ -28,22 +24,29 @@ pub fn write_str(out: &mut Vec<u8>, text: &str) {
     let mut start = 0;
     let mut index = 0;
     while index < bytes.len() {
-        if let Some(chunk) = bytes.get(index..index + 8)
-            && let Ok(word) = <[u8; 8]>::try_from(chunk)
-        {
-            let mask = escape_mask(u64::from_le_bytes(word));
-            if mask == 0 {
-                index += 8;
-                continue;
+        let rest = &bytes[index..];
+        let word = match rest.first_chunk::<8>() {
+            Some(chunk) => *chunk,
+            // The last few bytes, padded with spaces, which never need escaping.
+            None => {
+                let mut padded = [b' '; 8];
+                padded[..rest.len()].copy_from_slice(rest);
+                padded
             }
-            // Straight to the first byte to escape (`trailing_zeros` is at most 63 here).
-            index += (mask.trailing_zeros() / 8) as usize;
-        } else if !needs_escape(bytes[index]) {
-            index += 1;
+        };
+        let mask = escape_mask(u64::from_le_bytes(word));
+        if mask == 0 {
+            index += 8;
             continue;
         }
+        // Straight to the first byte to escape (`trailing_zeros` is at most 63 here). It is
+        // never padding: the lowest flagged byte is a true one.
+        index += (mask.trailing_zeros() / 8) as usize;
+        let Some(&byte) = bytes.get(index) else {
+            break;
+        };
         out.extend_from_slice(&bytes[start..index]);
-        push_escape(out, bytes[index]);
+        push_escape(out, byte);
         index += 1;
         start = index;
     }

@@ -222,7 +222,7 @@ fn pointer_of(tokens: &[&str]) -> String {
 /// `PointerBuf` token by token, which was much of the engine's time.
 fn push_token(pointer: &mut String, token: &str) {
     pointer.push('/');
-    if token.contains(['~', '/']) {
+    if token.bytes().any(|byte| byte == b'~' || byte == b'/') {
         for c in token.chars() {
             match c {
                 '~' => pointer.push_str("~0"),

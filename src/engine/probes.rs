@@ -53,7 +53,7 @@ pub fn plan(
         return;
     };
     let container = target.container;
-    let timings = planner.policy.probes.clone();
+    let timings = &planner.policy.probes;
     let existing = [
         (
             Kind::Startup,
@@ -114,12 +114,18 @@ pub fn plan(
 }
 
 fn probe(port: i32, http_path: Option<&str>, timing: ProbeTiming) -> Value {
-    let handler = match http_path {
-        Some(path) => ("httpGet", json!({ "path": path, "port": port })),
-        None => ("tcpSocket", json!({ "port": port })),
+    // Maps sized up front: each member added to a map that has to grow costs a rehash.
+    let (kind, mut handler) = match http_path {
+        Some(path) => {
+            let mut handler = serde_json::Map::with_capacity(2);
+            handler.insert("path".into(), Value::from(path));
+            ("httpGet", handler)
+        }
+        None => ("tcpSocket", serde_json::Map::with_capacity(1)),
     };
-    let mut probe = serde_json::Map::new();
-    probe.insert(handler.0.to_string(), handler.1);
+    handler.insert("port".into(), Value::from(port));
+    let mut probe = serde_json::Map::with_capacity(4);
+    probe.insert(kind.into(), Value::Object(handler));
     probe.insert("periodSeconds".into(), json!(timing.period_seconds));
     probe.insert("timeoutSeconds".into(), json!(timing.timeout_seconds));
     probe.insert("failureThreshold".into(), json!(timing.failure_threshold));
