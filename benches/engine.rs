@@ -39,7 +39,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 let pod: Value = serde_json::from_slice(&text).expect("decode");
                 let plan = engine::plan(&pod, &policy, &ctx).expect("plan");
-                serde_json::to_vec(&plan.patch).expect("encode")
+                serde_json::to_vec(&plan.json_patch()).expect("encode")
             })
         });
     }

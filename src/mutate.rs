@@ -2,9 +2,7 @@
 
 use std::fmt::Write as _;
 
-use serde_json::Value;
-
-use crate::engine::{self, Context, Decision, Plan};
+use crate::engine::{self, Context, Decision, PatchValue, Plan};
 use crate::manifests::{self, Document};
 use crate::policy::Policy;
 
@@ -111,7 +109,7 @@ fn mutate_document(
             }
         };
         if !plan.is_empty() {
-            match json_patch::patch(&mut pod, &plan.patch) {
+            match json_patch::patch(&mut pod, &plan.json_patch()) {
                 Ok(()) => {
                     manifests::put_pod(&mut value, &site, pod);
                     changed = true;
@@ -213,9 +211,9 @@ pub fn summary(output: &MutateOutput) -> String {
     text
 }
 
-fn short_value(value: &Value) -> String {
+fn short_value(value: &PatchValue) -> String {
     match value {
-        Value::String(text) => text.clone(),
+        PatchValue::String(text) => text.clone(),
         other => other.to_string(),
     }
 }

@@ -57,7 +57,7 @@ fn planned_pod(review: &Value, keys: BTreeMap<String, BTreeSet<String>>) -> Valu
         ..Context::default()
     };
     let plan = pytune::engine::plan(&pod, &Policy::embedded(), &ctx).expect("plan");
-    json_patch::patch(&mut pod, &plan.patch).expect("applies");
+    json_patch::patch(&mut pod, &plan.json_patch()).expect("applies");
     pod
 }
 

@@ -58,7 +58,8 @@ fn run_case(dir: &Path) -> Result<(), String> {
 
     let plan = engine::plan(&pod, &policy, &ctx).map_err(|err| err.to_string())?;
     let mut mutated = pod.clone();
-    json_patch::patch(&mut mutated, &plan.patch).map_err(|err| format!("patch fails: {err}"))?;
+    json_patch::patch(&mut mutated, &plan.json_patch())
+        .map_err(|err| format!("patch fails: {err}"))?;
 
     // Every golden case is also an idempotence check: the engine on its own output adds nothing.
     let again = engine::plan(&mutated, &policy, &ctx).map_err(|err| err.to_string())?;
@@ -82,7 +83,7 @@ fn run_case(dir: &Path) -> Result<(), String> {
     let actual = json!({
         "plan": plan_json,
         "warnings": plan.warning_texts(),
-        "patch": serde_json::to_value(&plan.patch).expect("patch serializes"),
+        "patch": serde_json::to_value(plan.json_patch()).expect("patch serializes"),
         "pod": mutated,
     });
     let actual_yaml = serde_saphyr::to_string(&actual).expect("render yaml");

@@ -269,7 +269,8 @@ fn plan(pod: &Value) -> Planned {
     };
     let plan = engine::plan(pod, &Policy::embedded(), &ctx).expect("the fixture is a valid Pod");
     let mut mutated = pod.clone();
-    json_patch::patch(&mut mutated, &plan.patch).expect("the plan's patch applies to its Pod");
+    json_patch::patch(&mut mutated, &plan.json_patch())
+        .expect("the plan's patch applies to its Pod");
     let container = &mutated["spec"]["containers"][0];
 
     let env = container["env"]

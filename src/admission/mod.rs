@@ -291,13 +291,12 @@ fn answer_plan(
     match record.verdict {
         // kube's `with_patch` sets the patch type; the bytes come from the faster writer.
         Verdict::Patched => {
-            let patched = patch_json::to_vec(&plan.patch).and_then(|bytes| {
-                let mut patched = response
-                    .with_patch(json_patch::Patch(Vec::new()))
-                    .map_err(serde::ser::Error::custom)?;
-                patched.patch = Some(bytes);
-                Ok(patched)
-            });
+            let patched = response
+                .with_patch(json_patch::Patch(Vec::new()))
+                .map(|mut patched| {
+                    patched.patch = Some(patch_json::to_vec(&plan.patch));
+                    patched
+                });
             response = match patched {
                 Ok(patched) => patched,
                 Err(err) => {

@@ -59,7 +59,7 @@ fn enforce_patches_a_labeled_pod_as_the_engine_plans() {
     let mut object = request["request"]["object"].clone();
     let plan = engine::plan(&object, &Policy::embedded(), &Context::default()).expect("plan");
     let mut expected = object.clone();
-    json_patch::patch(&mut expected, &plan.patch).expect("engine patch applies");
+    json_patch::patch(&mut expected, &plan.json_patch()).expect("engine patch applies");
     json_patch::patch(&mut object, &decoded_patch(&json)).expect("response patch applies");
     assert_eq!(object, expected);
 }
@@ -211,7 +211,7 @@ fn audit_warnings_are_capped() {
         feature: Feature::Env,
         field: "env.X".into(),
         path: "/x".into(),
-        value: Value::String("y".repeat(300)),
+        value: crate::engine::PatchValue::String("y".repeat(300)),
         reason: "r".into(),
     };
     let warnings = audit_warnings(&vec![change; MAX_AUDIT_WARNINGS + 5]);

@@ -4,14 +4,12 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::EnvVar;
-use serde_json::Value;
-
 use super::resources::SizingBase;
 use super::sizing::WorkerPlan;
-use super::{Feature, Planner, Target, Warning, WorkloadProfile};
+use super::{Feature, PatchValue, Planner, Target, Warning, WorkloadProfile};
 use crate::detect::{Libc, Server};
 use crate::quantity;
+use k8s_openapi::api::core::v1::EnvVar;
 
 /// What the container's `envFrom` sources may define.
 struct EnvFrom {
@@ -197,10 +195,10 @@ pub fn plan(
     let entries = additions
         .iter()
         .map(|(var, value, _)| {
-            let mut entry = serde_json::Map::with_capacity(2);
-            entry.insert("name".to_string(), Value::String(var.clone()));
-            entry.insert("value".to_string(), Value::String(value.clone()));
-            Value::Object(entry)
+            PatchValue::object([
+                ("name", var.as_str().into()),
+                ("value", value.as_str().into()),
+            ])
         })
         .collect();
     let paths = planner
@@ -212,7 +210,7 @@ pub fn plan(
             Feature::Env,
             ["env.", var.as_str()].concat(),
             path,
-            Value::String(value),
+            PatchValue::String(value),
             reason,
         );
     }

@@ -1,8 +1,8 @@
 //! Graceful shutdown: a preStop pause so endpoints drop the Pod before the app sees SIGTERM, and a
 //! termination grace period long enough for pause + drain.
 
+use super::PatchValue;
 use k8s_openapi::api::core::v1::Pod;
-use serde_json::{Value, json};
 
 use super::{Feature, KubeVersion, Planner, Target, Warning, WorkloadProfile};
 use crate::detect::Server;
@@ -37,7 +37,7 @@ pub fn plan_pre_stop(target: &Target, planner: &mut Planner) {
     let version = planner.ctx.kubernetes_version;
     let (handler, how) = match version {
         Some(version) if version >= NATIVE_SLEEP_SINCE => (
-            json!({ "sleep": { "seconds": seconds } }),
+            PatchValue::object([("sleep", PatchValue::object([("seconds", seconds.into())]))]),
             format!("native sleep action (Kubernetes {version})"),
         ),
         _ => {
@@ -55,7 +55,7 @@ pub fn plan_pre_stop(target: &Target, planner: &mut Planner) {
                 }
             };
             (
-                json!({ "exec": { "command": command } }),
+                PatchValue::object([("exec", PatchValue::object([("command", command.into())]))]),
                 format!("exec pause ({why})"),
             )
         }
@@ -136,14 +136,14 @@ pub fn plan_grace_period(pod: &Pod, targets: &[Target], planner: &mut Planner) {
     if effective == DEFAULT_GRACE_SECONDS {
         let path = planner.builder.set(
             &["spec", "terminationGracePeriodSeconds"],
-            Value::from(required),
+            PatchValue::from(required),
         );
         planner.change(
             None,
             Feature::Lifecycle,
             "terminationGracePeriodSeconds",
             path,
-            Value::from(required),
+            PatchValue::from(required),
             format!(
                 "the default 30s is shorter than {breakdown} for container {container}; SIGKILL would cut the drain"
             ),

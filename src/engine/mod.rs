@@ -17,6 +17,7 @@ mod record;
 mod resources;
 mod sizing;
 mod targets;
+mod value;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -29,8 +30,10 @@ use thiserror::Error;
 pub use decode::PodView;
 pub use directives::annotations;
 pub use plan::{
-    Change, Decision, Feature, MAX_WARNING_CHARS, Note, Plan, TargetContainer, Warning, truncate,
+    Addition, Change, Decision, Feature, MAX_WARNING_CHARS, Note, Plan, TargetContainer, Warning,
+    truncate,
 };
+pub use value::PatchValue;
 
 use crate::policy::Policy;
 use plan::PatchBuilder;
@@ -237,7 +240,7 @@ impl Planner<'_> {
         feature: Feature,
         field: impl Into<String>,
         path: String,
-        value: Value,
+        value: PatchValue,
         reason: impl Into<String>,
     ) {
         self.changes.push(Change {

@@ -1,12 +1,13 @@
 //! The plan: what the engine decided, each change with its reason, rendered to an RFC 6902 patch.
 
+use std::borrow::Cow;
+
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation};
 use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
-use serde_json::Value;
 
-use super::{WorkloadProfile, presence};
+use super::{PatchValue, WorkloadProfile, presence};
 use crate::detect::Detection;
 
 /// Kubernetes asks webhooks to keep each warning within 120 characters; longer ones may be truncated.
@@ -52,8 +53,15 @@ pub struct Change {
     pub field: String,
     /// JSON pointer of the value in the mutated Pod.
     pub path: String,
-    pub value: Value,
+    pub value: PatchValue,
     pub reason: String,
+}
+
+/// One operation of the patch: an RFC 6902 `add`, the only operation pytune makes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Addition {
+    pub path: PointerBuf,
+    pub value: PatchValue,
 }
 
 /// A decision that changed nothing, kept so every outcome can be explained.
@@ -107,6 +115,21 @@ impl Warning {
     }
 }
 
+/// `additions` as `json_patch` operations.
+pub fn json_patch(additions: &[Addition]) -> Patch {
+    Patch(
+        additions
+            .iter()
+            .map(|addition| {
+                PatchOperation::Add(AddOperation {
+                    path: addition.path.clone(),
+                    value: addition.value.to_json(),
+                })
+            })
+            .collect(),
+    )
+}
+
 /// Cuts `text` to at most `max` characters, marking the cut with an ellipsis.
 pub fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
@@ -146,8 +169,9 @@ pub struct Plan {
     pub changes: Vec<Change>,
     pub notes: Vec<Note>,
     pub warnings: Vec<Warning>,
+    /// The patch: see [`Plan::json_patch`] for it as `json_patch` operations.
     #[serde(skip)]
-    pub patch: Patch,
+    pub patch: Vec<Addition>,
 }
 
 impl Plan {
@@ -158,13 +182,18 @@ impl Plan {
             changes: Vec::new(),
             notes: Vec::new(),
             warnings,
-            patch: Patch(Vec::new()),
+            patch: Vec::new(),
         }
     }
 
     /// True when the Pod would not change.
     pub fn is_empty(&self) -> bool {
-        self.patch.0.is_empty()
+        self.patch.is_empty()
+    }
+
+    /// The patch as `json_patch` operations, to apply to a JSON tree or serialize with serde.
+    pub fn json_patch(&self) -> Patch {
+        json_patch(&self.patch)
     }
 
     /// Every warning as shown to users (each at most 120 characters).
@@ -181,21 +210,32 @@ impl Plan {
 impl Change {
     /// The value in a few words: `250m`, `sleep 5s`, `HTTP GET /healthz :8000`.
     pub fn display_value(&self) -> String {
-        match &self.value {
-            Value::String(text) => text.clone(),
-            Value::Object(map) if map.contains_key("sleep") => {
-                format!("sleep {}s", map["sleep"]["seconds"])
-            }
-            Value::Object(map) if map.contains_key("exec") => "exec pause".to_string(),
-            Value::Object(map) if map.contains_key("httpGet") => format!(
+        let value = &self.value;
+        let member = |outer: &str, inner: &str| {
+            value
+                .get(outer)
+                .and_then(|handler| handler.get(inner))
+                .map_or_else(|| "null".to_string(), PatchValue::to_string)
+        };
+        if let Some(text) = value.as_str() {
+            text.to_string()
+        } else if value.get("sleep").is_some() {
+            format!("sleep {}s", member("sleep", "seconds"))
+        } else if value.get("exec").is_some() {
+            "exec pause".to_string()
+        } else if let Some(handler) = value.get("httpGet") {
+            format!(
                 "HTTP GET {} :{}",
-                map["httpGet"]["path"].as_str().unwrap_or("/"),
-                map["httpGet"]["port"]
-            ),
-            Value::Object(map) if map.contains_key("tcpSocket") => {
-                format!("TCP :{}", map["tcpSocket"]["port"])
-            }
-            other => other.to_string(),
+                handler
+                    .get("path")
+                    .and_then(PatchValue::as_str)
+                    .unwrap_or("/"),
+                member("httpGet", "port")
+            )
+        } else if value.get("tcpSocket").is_some() {
+            format!("TCP :{}", member("tcpSocket", "port"))
+        } else {
+            value.to_string()
         }
     }
 
@@ -276,7 +316,7 @@ pub(crate) struct PatchBuilder<'a> {
     created: Vec<Created>,
     /// Lengths of arrays of the original this patch appends to, by pointer.
     array_lengths: Vec<(String, usize)>,
-    ops: Vec<PatchOperation>,
+    ops: Vec<Addition>,
 }
 
 /// A member this patch creates: its pointer, and the operation adding it.
@@ -304,31 +344,22 @@ impl<'a> PatchBuilder<'a> {
     }
 
     /// The value of a member this patch creates, inside its operation.
-    fn created_value(&mut self, index: usize) -> Option<&mut Value> {
+    fn created_value(&mut self, index: usize) -> Option<&mut PatchValue> {
         let created = self.created.get(index)?;
         let within = created.pointer.get(created.op_path_len..)?;
-        let PatchOperation::Add(add) = self.ops.get_mut(created.op)? else {
-            return None;
-        };
+        let addition = self.ops.get_mut(created.op)?;
         within
             .split('/')
             .skip(1)
-            .try_fold(&mut add.value, |value, token| {
-                let token = unescape(token);
-                match value {
-                    Value::Object(map) => map.get_mut(token.as_ref()),
-                    Value::Array(items) => {
-                        token.parse::<usize>().ok().and_then(|i| items.get_mut(i))
-                    }
-                    _ => None,
-                }
+            .try_fold(&mut addition.value, |value, token| {
+                value.child_mut(&unescape(token))
             })
     }
 
     /// Adds `value` at `tokens` and returns its pointer. When parents are missing, the outermost
     /// missing one is added with the value nested inside it; when the nearest existing parent is
     /// one this patch creates, the value joins the operation that creates it.
-    fn place(&mut self, tokens: &[&str], value: Value) -> String {
+    fn place(&mut self, tokens: &[&str], value: PatchValue) -> String {
         let Some(last) = tokens.len().checked_sub(1) else {
             return String::new();
         };
@@ -352,25 +383,21 @@ impl<'a> PatchBuilder<'a> {
         }
         let mut nested = value;
         for token in tokens[first_missing + 1..].iter().rev() {
-            let mut object = serde_json::Map::new();
-            object.insert((*token).to_string(), nested);
-            nested = Value::Object(object);
+            nested = PatchValue::Object(vec![(Cow::Owned((*token).to_string()), nested)]);
         }
         let key = tokens[first_missing];
-        let joined = match anchor.and_then(|index| self.created_value(index)) {
-            Some(Value::Object(parent)) => {
-                parent.insert(key.to_string(), nested);
-                None
+        // Inside the operation that creates the parent, when there is one; else its own operation.
+        let (op, op_path_len) = match anchor.map(|index| (index, self.created_value(index))) {
+            Some((index, Some(parent @ PatchValue::Object(_)))) => {
+                parent.insert(Cow::Owned(key.to_string()), nested);
+                let created = &self.created[index];
+                (created.op, created.op_path_len)
             }
-            _ => Some(nested),
-        };
-        let (op, op_path_len) = match (joined, anchor.and_then(|index| self.created.get(index))) {
-            (None, Some(parent)) => (parent.op, parent.op_path_len),
-            (nested, _) => {
-                self.ops.push(PatchOperation::Add(AddOperation {
+            _ => {
+                self.ops.push(Addition {
                     path: path_of(&pointer, &tokens[..=first_missing]),
-                    value: nested.unwrap_or(Value::Null),
-                }));
+                    value: nested,
+                });
                 (self.ops.len() - 1, pointer.len())
             }
         };
@@ -393,13 +420,13 @@ impl<'a> PatchBuilder<'a> {
 
     /// Sets the member at `tokens` (absent, or Kubernetes' default that pytune may replace);
     /// returns its pointer.
-    pub fn set(&mut self, tokens: &[&str], value: Value) -> String {
+    pub fn set(&mut self, tokens: &[&str], value: PatchValue) -> String {
         self.place(tokens, value)
     }
 
     /// Appends every value of `values` to the array at `tokens`, creating the array when absent;
     /// returns the pointer of each new element.
-    pub fn append_all(&mut self, tokens: &[&str], values: Vec<Value>) -> Vec<String> {
+    pub fn append_all(&mut self, tokens: &[&str], values: Vec<PatchValue>) -> Vec<String> {
         let key = pointer_of(tokens);
         let mut values = values.into_iter();
         let mut paths = Vec::with_capacity(values.len());
@@ -409,7 +436,7 @@ impl<'a> PatchBuilder<'a> {
         paths.push(self.append_at(tokens, &key, first));
         // An array this patch created takes the rest inside the same operation, found once.
         if let Some(index) = self.created_index(&key)
-            && let Some(Value::Array(items)) = self.created_value(index)
+            && let Some(PatchValue::Array(items)) = self.created_value(index)
         {
             for value in values {
                 items.push(value);
@@ -424,15 +451,15 @@ impl<'a> PatchBuilder<'a> {
     }
 
     /// Appends one value to the array at `tokens`, whose pointer is `key`.
-    fn append_at(&mut self, tokens: &[&str], key: &str, value: Value) -> String {
+    fn append_at(&mut self, tokens: &[&str], key: &str, value: PatchValue) -> String {
         if let Some(index) = self.created_index(key)
-            && let Some(Value::Array(items)) = self.created_value(index)
+            && let Some(PatchValue::Array(items)) = self.created_value(index)
         {
             items.push(value);
             return element_of(key, items.len() - 1);
         }
         if !presence::present(self.original, tokens) {
-            self.place(tokens, Value::Array(vec![value]));
+            self.place(tokens, PatchValue::Array(vec![value]));
             return element_of(key, 0);
         }
         let length = match self
@@ -456,20 +483,19 @@ impl<'a> PatchBuilder<'a> {
             path.push_back("-");
             path
         });
-        self.ops
-            .push(PatchOperation::Add(AddOperation { path, value }));
+        self.ops.push(Addition { path, value });
         element_of(key, index)
     }
 
-    pub fn finish(self) -> Patch {
-        Patch(self.ops)
+    pub fn finish(self) -> Vec<Addition> {
+        self.ops
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn typed(pod: Value) -> Pod {
         serde_json::from_value(pod).expect("a Pod")
@@ -482,14 +508,14 @@ mod tests {
         let mut builder = PatchBuilder::new(&pod);
         let path = builder.set(
             &["metadata", "annotations", "pytune.io/injected"],
-            json!("x"),
+            "x".into(),
         );
         assert_eq!(path, "/metadata/annotations/pytune.io~1injected");
         builder.set(
             &["metadata", "annotations", "pytune.io/policy-revision"],
-            json!("r"),
+            "r".into(),
         );
-        let patch = builder.finish();
+        let patch = json_patch(&builder.finish());
         let ops = serde_json::to_value(&patch).unwrap();
         assert_eq!(
             ops,
@@ -507,15 +533,16 @@ mod tests {
         let mut builder = PatchBuilder::new(&typed_pod);
         let base = ["spec", "containers", "0"];
         let at = |rest: &[&'static str]| [&base[..], rest].concat();
-        builder.set(&at(&["resources", "requests", "cpu"]), json!("1"));
+        builder.set(&at(&["resources", "requests", "cpu"]), "1".into());
+        let sleep = PatchValue::object([("seconds", 5.into())]);
         builder.set(
             &at(&["lifecycle", "preStop"]),
-            json!({"sleep": {"seconds": 5}}),
+            PatchValue::object([("sleep", sleep)]),
         );
-        let path = builder.set(&at(&["resources", "requests", "memory"]), json!("1Gi"));
+        let path = builder.set(&at(&["resources", "requests", "memory"]), "1Gi".into());
         assert_eq!(path, "/spec/containers/0/resources/requests/memory");
-        builder.set(&at(&["resources", "limits", "memory"]), json!("2Gi"));
-        let patch = builder.finish();
+        builder.set(&at(&["resources", "limits", "memory"]), "2Gi".into());
+        let patch = json_patch(&builder.finish());
         assert_eq!(
             serde_json::to_value(&patch).unwrap(),
             json!([
@@ -542,19 +569,20 @@ mod tests {
         let mut builder = PatchBuilder::new(&typed_pod);
         let first = ["spec", "containers", "0", "env"];
         let second = ["spec", "containers", "1", "env"];
+        let named = |name: &str| PatchValue::object([("name", name.into())]);
         assert_eq!(
-            builder.append_all(&first, vec![json!({"name": "A"})]),
+            builder.append_all(&first, vec![named("A")]),
             ["/spec/containers/0/env/0"]
         );
         assert_eq!(
-            builder.append_all(&first, vec![json!({"name": "B"})]),
+            builder.append_all(&first, vec![named("B")]),
             ["/spec/containers/0/env/1"]
         );
         assert_eq!(
-            builder.append_all(&second, vec![json!({"name": "C"}), json!({"name": "D"})]),
+            builder.append_all(&second, vec![named("C"), named("D")]),
             ["/spec/containers/1/env/1", "/spec/containers/1/env/2"]
         );
-        let patch = builder.finish();
+        let patch = json_patch(&builder.finish());
         // The created array is one operation; the existing one is appended to.
         let paths: Vec<String> = patch.0.iter().map(|op| op.path().to_string()).collect();
         assert_eq!(

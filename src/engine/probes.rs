@@ -1,10 +1,8 @@
 //! Startup, readiness and liveness probes for web containers, each added only when missing.
 
-use serde_json::{Value, json};
-
 use super::directives::{Directives, annotations};
 use super::listen::Listening;
-use super::{Feature, Planner, Target, WorkloadProfile};
+use super::{Feature, PatchValue, Planner, Target, WorkloadProfile};
 use crate::policy::ProbeTiming;
 
 #[derive(Clone, Copy)]
@@ -81,7 +79,7 @@ pub fn plan(
             Kind::Liveness => None,
             _ => directives.health_path.as_deref(),
         };
-        let probe = probe(port, http_path, timing);
+        let probe = probe(port, http_path, &timing);
         let check = match http_path {
             Some(path) => format!("HTTP GET {path} on port {port}"),
             None => format!("TCP connect to port {port}"),
@@ -113,21 +111,18 @@ pub fn plan(
     }
 }
 
-fn probe(port: i32, http_path: Option<&str>, timing: ProbeTiming) -> Value {
-    // Maps sized up front: each member added to a map that has to grow costs a rehash.
-    let (kind, mut handler) = match http_path {
-        Some(path) => {
-            let mut handler = serde_json::Map::with_capacity(2);
-            handler.insert("path".into(), Value::from(path));
-            ("httpGet", handler)
-        }
-        None => ("tcpSocket", serde_json::Map::with_capacity(1)),
+fn probe(port: i32, http_path: Option<&str>, timing: &ProbeTiming) -> PatchValue {
+    let handler = match http_path {
+        Some(path) => (
+            "httpGet",
+            PatchValue::object([("path", path.into()), ("port", port.into())]),
+        ),
+        None => ("tcpSocket", PatchValue::object([("port", port.into())])),
     };
-    handler.insert("port".into(), Value::from(port));
-    let mut probe = serde_json::Map::with_capacity(4);
-    probe.insert(kind.into(), Value::Object(handler));
-    probe.insert("periodSeconds".into(), json!(timing.period_seconds));
-    probe.insert("timeoutSeconds".into(), json!(timing.timeout_seconds));
-    probe.insert("failureThreshold".into(), json!(timing.failure_threshold));
-    Value::Object(probe)
+    PatchValue::object([
+        handler,
+        ("periodSeconds", timing.period_seconds.into()),
+        ("timeoutSeconds", timing.timeout_seconds.into()),
+        ("failureThreshold", timing.failure_threshold.into()),
+    ])
 }

@@ -1,10 +1,9 @@
 //! Records what pytune added, and under which policy, in the Pod's annotations.
 
 use k8s_openapi::api::core::v1::Pod;
-use serde_json::Value;
 
 use super::directives::annotations;
-use super::{Feature, Planner};
+use super::{Feature, PatchValue, Planner};
 
 pub fn plan(pod: &Pod, planner: &mut Planner) {
     if planner.changes.is_empty() {
@@ -32,8 +31,8 @@ pub fn plan(pod: &Pod, planner: &mut Planner) {
         text.push_str(": ");
         text.push_str(&change.reason);
     }
-    let injected = Value::String(text);
-    let revision = Value::String(planner.policy.revision.clone());
+    let injected = PatchValue::String(text);
+    let revision = PatchValue::from(planner.policy.revision.as_str());
     let count = planner.changes.len();
 
     let path = planner.builder.set(

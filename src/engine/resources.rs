@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use serde_json::Value;
 
-use super::{Feature, Planner, Target, Warning};
+use super::{Feature, PatchValue, Planner, Target, Warning};
 use crate::quantity;
 
 /// What the container gets once the plan applies: the inputs of worker and thread sizing.
@@ -134,7 +133,7 @@ pub fn plan(pod: &Pod, target: &Target, planner: &mut Planner) -> SizingBase {
             } else if let Ok(value) = dimension.parse(text) {
                 let path = planner.builder.set(
                     &target.tokens(&["resources", "requests", key]),
-                    Value::String(text.clone()),
+                    PatchValue::String(text.clone()),
                 );
                 let why = match dimension {
                     Dimension::Cpu => {
@@ -149,7 +148,7 @@ pub fn plan(pod: &Pod, target: &Target, planner: &mut Planner) -> SizingBase {
                     Feature::Resources,
                     ["resources.requests.", key].concat(),
                     path,
-                    Value::String(text.clone()),
+                    PatchValue::String(text.clone()),
                     format!("{why} ({profile_name} profile default)"),
                 );
                 request = Some(Amount {
@@ -188,14 +187,14 @@ pub fn plan(pod: &Pod, target: &Target, planner: &mut Planner) -> SizingBase {
             };
             let path = planner.builder.set(
                 &target.tokens(&["resources", "limits", key]),
-                Value::String(chosen.text.clone()),
+                PatchValue::String(chosen.text.clone()),
             );
             planner.change(
                 Some(target.name()),
                 Feature::Resources,
                 ["resources.limits.", key].concat(),
                 path,
-                Value::String(chosen.text.clone()),
+                PatchValue::String(chosen.text.clone()),
                 reason,
             );
             limit = Some(chosen);

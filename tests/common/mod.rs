@@ -357,7 +357,7 @@ pub fn expected_pod(review: &Value) -> Value {
     .expect("plan");
     assert!(!plan.is_empty(), "the fixture should be changed");
     let mut pod = object;
-    json_patch::patch(&mut pod, &plan.patch).expect("engine patch applies");
+    json_patch::patch(&mut pod, &plan.json_patch()).expect("engine patch applies");
     pod
 }
 
