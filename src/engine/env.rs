@@ -192,23 +192,24 @@ pub fn plan(
     if additions.is_empty() {
         return;
     }
-    let entries = additions
-        .iter()
-        .map(|(var, value, _)| {
-            PatchValue::object([
-                ("name", var.as_str().into()),
-                ("value", value.as_str().into()),
-            ])
-        })
-        .collect();
+    // Each entry takes the name and value; each change keeps a copy of the value.
+    let mut entries = Vec::with_capacity(additions.len());
+    let mut changes = Vec::with_capacity(additions.len());
+    for (var, value, reason) in additions {
+        changes.push((["env.", var.as_str()].concat(), value.clone(), reason));
+        entries.push(PatchValue::object([
+            ("name", var.into()),
+            ("value", value.into()),
+        ]));
+    }
     let paths = planner
         .builder
         .append_all(&target.tokens(&["env"]), entries);
-    for ((var, value, reason), path) in additions.into_iter().zip(paths) {
+    for ((field, value, reason), path) in changes.into_iter().zip(paths) {
         planner.change(
             Some(&name),
             Feature::Env,
-            ["env.", var.as_str()].concat(),
+            field,
             path,
             PatchValue::String(value),
             reason,
