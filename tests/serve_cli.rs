@@ -1,4 +1,5 @@
-//! `pytune serve` as a process: --self-signed, JSON logs, SIGTERM exits 0.
+//! `pytune serve` as a process: --self-signed, JSON logs whole under concurrent reviews, SIGTERM
+//! exits 0.
 
 mod common;
 
@@ -42,7 +43,10 @@ impl Drop for Guard {
     }
 }
 
-#[tokio::test]
+const CONNECTIONS: usize = 8;
+const REVIEWS_PER_CONNECTION: usize = 25;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_self_signed_logs_json_and_exits_cleanly_on_sigterm() {
     setup();
     let dir = tempfile::tempdir().expect("temp dir");
@@ -89,12 +93,24 @@ async fn serve_self_signed_logs_json_and_exits_cleanly_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    let mut client = Client::connect(webhook, connector(&ca_pem, &[b"http/1.1"], None)).await;
-    let review = labeled(fixture("pod-create-review.json"));
-    let reply = client.post("/mutate?timeout=10s", bytes(&review)).await;
-    assert_eq!(reply.status, StatusCode::OK);
-    assert!(patch_of(&reply.json()).is_some());
-    drop(client);
+    // Reviews on several connections at once, so the server's threads log at the same time: every
+    // line must still arrive whole (checked below).
+    let review = bytes(&labeled(fixture("pod-create-review.json")));
+    let mut senders = tokio::task::JoinSet::new();
+    for _ in 0..CONNECTIONS {
+        let mut client = Client::connect(webhook, connector(&ca_pem, &[b"http/1.1"], None)).await;
+        let review = review.clone();
+        senders.spawn(async move {
+            for _ in 0..REVIEWS_PER_CONNECTION {
+                let reply = client.post("/mutate?timeout=10s", review.clone()).await;
+                assert_eq!(reply.status, StatusCode::OK);
+                assert!(patch_of(&reply.json()).is_some());
+            }
+        });
+    }
+    while let Some(sent) = senders.join_next().await {
+        sent.expect("reviews answered");
+    }
 
     let status = Command::new("kill")
         .args(["-TERM", &child.0.id().to_string()])
@@ -122,11 +138,22 @@ async fn serve_self_signed_logs_json_and_exits_cleanly_on_sigterm() {
         .expect("stderr")
         .read_to_string(&mut logs)
         .expect("logs");
-    let review_line: Value = logs
+    let lines: Vec<Value> = logs
         .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .find(|line| line["message"] == "review")
-        .unwrap_or_else(|| panic!("no review log line in\n{logs}"));
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not a whole JSON line: {line}"))
+        })
+        .collect();
+    let reviews: Vec<&Value> = lines
+        .iter()
+        .filter(|line| line["message"] == "review")
+        .collect();
+    assert_eq!(
+        reviews.len(),
+        CONNECTIONS * REVIEWS_PER_CONNECTION,
+        "{logs}"
+    );
+    let review_line = reviews[0];
     assert_eq!(review_line["uid"], "936b7fbd-aa7f-4c7b-9350-aaf4d8e29331");
     assert_eq!(review_line["namespace"], "hooked");
     assert_eq!(review_line["pod"], "p1");
