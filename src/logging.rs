@@ -7,15 +7,12 @@
 //! crate, still go through tracing-subscriber's formatter, which knows how to render those.
 
 use std::fmt;
-use std::fs::File;
-use std::os::fd::AsFd;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::{Format, Json, JsonFields, Writer};
-use tracing_subscriber::fmt::writer::{EitherWriter, MakeWriter};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -35,7 +32,7 @@ pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(stderr_writer())
+        .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Json => builder
@@ -43,34 +40,6 @@ pub fn init(format: LogFormat) {
             .event_format(JsonLines::new())
             .init(),
         LogFormat::Text => builder.init(),
-    }
-}
-
-/// Where log lines go: stderr, written without `std::io::Stderr`'s process-wide lock. Each line is
-/// one `write` (the formatter writes it whole), which the kernel keeps in one piece for files and,
-/// up to 4 KiB, for pipes; pytune's lines are far shorter. Under load the lock made the runtime's
-/// threads wait on each other's `write` calls, spinning first: about a fifth of the server's CPU
-/// per review.
-struct StderrLines {
-    /// stderr's descriptor, duplicated; `None` if it could not be, and std's `Stderr` is used.
-    file: Option<File>,
-}
-
-fn stderr_writer() -> StderrLines {
-    let file = std::io::stderr().as_fd().try_clone_to_owned().ok();
-    StderrLines {
-        file: file.map(File::from),
-    }
-}
-
-impl<'a> MakeWriter<'a> for StderrLines {
-    type Writer = EitherWriter<&'a File, std::io::Stderr>;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        match &self.file {
-            Some(file) => EitherWriter::A(file),
-            None => EitherWriter::B(std::io::stderr()),
-        }
     }
 }
 
