@@ -4,12 +4,13 @@
 
 use std::collections::BTreeSet;
 
+use k8s_openapi::api::core::v1::EnvVar;
+
 use super::resources::SizingBase;
 use super::sizing::WorkerPlan;
 use super::{Feature, PatchValue, Planner, Target, Warning, WorkloadProfile};
 use crate::detect::{Libc, Server};
 use crate::quantity;
-use k8s_openapi::api::core::v1::EnvVar;
 
 /// What the container's `envFrom` sources may define.
 struct EnvFrom {

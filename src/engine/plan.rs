@@ -116,7 +116,7 @@ impl Warning {
 }
 
 /// `additions` as `json_patch` operations.
-pub fn json_patch(additions: &[Addition]) -> Patch {
+fn json_patch(additions: &[Addition]) -> Patch {
     Patch(
         additions
             .iter()
