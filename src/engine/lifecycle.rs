@@ -1,10 +1,9 @@
 //! Graceful shutdown: a preStop pause so endpoints drop the Pod before the app sees SIGTERM, and a
 //! termination grace period long enough for pause + drain.
 
-use super::PatchValue;
 use k8s_openapi::api::core::v1::Pod;
 
-use super::{Feature, KubeVersion, Planner, Target, Warning, WorkloadProfile};
+use super::{Feature, KubeVersion, PatchValue, Planner, Target, Warning, WorkloadProfile};
 use crate::detect::Server;
 use crate::policy::Policy;
 

@@ -79,7 +79,7 @@ pub fn plan(
             Kind::Liveness => None,
             _ => directives.health_path.as_deref(),
         };
-        let probe = probe(port, http_path, &timing);
+        let probe = probe(port, http_path, timing);
         let check = match http_path {
             Some(path) => format!("HTTP GET {path} on port {port}"),
             None => format!("TCP connect to port {port}"),
@@ -111,7 +111,7 @@ pub fn plan(
     }
 }
 
-fn probe(port: i32, http_path: Option<&str>, timing: &ProbeTiming) -> PatchValue {
+fn probe(port: i32, http_path: Option<&str>, timing: ProbeTiming) -> PatchValue {
     let handler = match http_path {
         Some(path) => (
             "httpGet",
