@@ -96,25 +96,31 @@ fn without_timestamp(line: &str) -> (String, String) {
     )
 }
 
+/// A subscriber builder for every level, without colours, writing to `captured`.
+fn builder(
+    captured: &Captured,
+) -> tracing_subscriber::fmt::SubscriberBuilder<
+    tracing_subscriber::fmt::format::DefaultFields,
+    Format,
+    tracing_subscriber::filter::LevelFilter,
+    Captured,
+> {
+    tracing_subscriber::fmt()
+        .with_max_level(Level::TRACE)
+        .with_ansi(false)
+        .with_writer(captured.clone())
+}
+
 #[test]
 fn json_lines_are_what_tracing_subscriber_writes() {
     let reference = Captured::default();
     let expected = captured_with(
-        tracing_subscriber::fmt()
-            .with_max_level(Level::TRACE)
-            .with_ansi(false)
-            .with_writer(reference.clone())
-            .json()
-            .flatten_event(true)
-            .finish(),
+        builder(&reference).json().flatten_event(true).finish(),
         &reference,
     );
     let ours = Captured::default();
     let actual = captured_with(
-        tracing_subscriber::fmt()
-            .with_max_level(Level::TRACE)
-            .with_ansi(false)
-            .with_writer(ours.clone())
+        builder(&ours)
             .fmt_fields(JsonFields::new())
             .event_format(JsonLines::new())
             .finish(),
