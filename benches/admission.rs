@@ -14,9 +14,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use pytune::admission;
-use pytune::engine::{Context, Mode};
-use pytune::policy::Policy;
+use pytune::core::engine::{Context, Mode};
+use pytune::core::policy::Policy;
+use pytune::webhook::review;
 
 fn admission_layer(c: &mut Criterion) {
     let policy = Policy::embedded();
@@ -25,7 +25,7 @@ fn admission_layer(c: &mut Criterion) {
     for (name, body) in bodies::all() {
         group.bench_function(name, |b| {
             b.iter(|| {
-                let outcome = admission::review(black_box(&body), &policy, &ctx, Mode::Enforce)
+                let outcome = review::review(black_box(&body), &policy, &ctx, Mode::Enforce)
                     .expect("answered");
                 black_box(outcome.to_json())
             })

@@ -11,8 +11,8 @@ mod bodies;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::Value;
 
-use pytune::engine::{self, Context, KubeVersion};
-use pytune::policy::Policy;
+use pytune::core::engine::{self, Context, KubeVersion};
+use pytune::core::policy::Policy;
 
 fn fixture_pod() -> Value {
     bodies::object(&bodies::web_service(bodies::fixture(

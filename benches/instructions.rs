@@ -1,4 +1,4 @@
-//! Runs `admission::review` (and encodes the answer) a given number of times on each benchmark
+//! Runs `review::review` (and encodes the answer) a given number of times on each benchmark
 //! body, for counting instructions under callgrind: deterministic, where wall-clock time on a
 //! shared machine is not. `benches/instructions.sh` runs it and prints instructions per review.
 //!
@@ -15,9 +15,9 @@ mod bodies;
 
 use std::hint::black_box;
 
-use pytune::admission;
-use pytune::engine::{Context, Mode};
-use pytune::policy::Policy;
+use pytune::core::engine::{Context, Mode};
+use pytune::core::policy::Policy;
+use pytune::webhook::review;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -37,7 +37,7 @@ fn main() {
                     .expect("the benchmark bodies are JSON");
                 continue;
             }
-            let outcome = admission::review(black_box(&body), &policy, &ctx, Mode::Enforce)
+            let outcome = review::review(black_box(&body), &policy, &ctx, Mode::Enforce)
                 .expect("the benchmark bodies are reviews");
             black_box(outcome.to_json());
         }

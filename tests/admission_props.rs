@@ -1,10 +1,10 @@
-//! Whatever the body, `admission::review` answers or rejects; it never panics, and every answer
+//! Whatever the body, `review::review` answers or rejects; it never panics, and every answer
 //! allows the Pod and carries the request's uid.
 
 use proptest::prelude::*;
-use pytune::admission::{self, Verdict};
-use pytune::engine::{Context, Mode};
-use pytune::policy::Policy;
+use pytune::core::engine::{Context, Mode};
+use pytune::core::policy::Policy;
+use pytune::webhook::review::{self, Verdict};
 use serde_json::Value;
 
 fn fixture() -> Value {
@@ -53,7 +53,7 @@ const PLACES: &[&str] = &[
 
 fn check(body: &[u8], expected_uid: Option<&str>) {
     for mode in [Mode::Enforce, Mode::Audit] {
-        let result = admission::review(body, &Policy::embedded(), &Context::default(), mode);
+        let result = review::review(body, &Policy::embedded(), &Context::default(), mode);
         if let Ok(outcome) = result {
             assert!(outcome.response.allowed);
             if let Some(uid) = expected_uid {
@@ -107,7 +107,7 @@ proptest! {
                 serde_json::json!({"requests": {"cpu": cpu}});
         }
         let body = serde_json::to_vec(&review).expect("JSON");
-        let outcome = admission::review(&body, &Policy::embedded(), &Context::default(), Mode::Enforce)
+        let outcome = review::review(&body, &Policy::embedded(), &Context::default(), Mode::Enforce)
             .expect("answered");
         let patch: json_patch::Patch =
             serde_json::from_slice(outcome.response.patch.as_deref().unwrap_or(b"[]")).expect("patch");

@@ -30,7 +30,7 @@ fn pytune(args: &[&str], stdin: Option<&str>) -> Output {
 }
 
 fn documents(yaml: &str) -> Vec<Value> {
-    pytune::manifests::split_documents(yaml)
+    pytune::cli::manifests::split_documents(yaml)
         .into_iter()
         .filter_map(|doc| doc.parsed.expect("output is valid YAML"))
         .collect()

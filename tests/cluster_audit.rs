@@ -14,10 +14,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use pytune::cluster::{self, Class, ScanOptions, Scope};
-use pytune::engine::{Context, KubeVersion};
-use pytune::policy::Policy;
-use pytune::selfsigned::Authority;
+use pytune::cli::cluster::{self, Class, ScanOptions, Scope};
+use pytune::core::engine::{Context, KubeVersion};
+use pytune::core::policy::Policy;
+use pytune::webhook::selfsigned::Authority;
 
 const SELECTOR: &str = "pytune.io/runtime=python";
 

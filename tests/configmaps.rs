@@ -10,10 +10,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use common::*;
-use pytune::configmaps::ConfigMapResolver;
-use pytune::engine::Context;
-use pytune::policy::Policy;
-use pytune::selfsigned::Authority;
+use pytune::core::engine::Context;
+use pytune::core::policy::Policy;
+use pytune::webhook::configmaps::ConfigMapResolver;
+use pytune::webhook::selfsigned::Authority;
 use serde_json::{Value, json};
 
 /// GETs of the found ConfigMap, to see the cache at work.
@@ -56,7 +56,7 @@ fn planned_pod(review: &Value, keys: BTreeMap<String, BTreeSet<String>>) -> Valu
         config_map_keys: keys,
         ..Context::default()
     };
-    let plan = pytune::engine::plan(&pod, &Policy::embedded(), &ctx).expect("plan");
+    let plan = pytune::core::engine::plan(&pod, &Policy::embedded(), &ctx).expect("plan");
     json_patch::patch(&mut pod, &plan.json_patch()).expect("applies");
     pod
 }

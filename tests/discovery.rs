@@ -4,8 +4,8 @@ mod common;
 
 use axum::Json;
 use axum::routing::get;
-use pytune::engine::KubeVersion;
-use pytune::selfsigned::Authority;
+use pytune::core::engine::KubeVersion;
+use pytune::webhook::selfsigned::Authority;
 
 #[tokio::test]
 async fn reads_the_version_of_the_api_server() {
@@ -22,7 +22,7 @@ async fn reads_the_version_of_the_api_server() {
     );
     let (addr, handle) = common::fake_api_server(&authority, app).await;
     let client = common::kube_client(addr, &authority);
-    let version = pytune::discovery::kubernetes_version(&client)
+    let version = pytune::webhook::discovery::kubernetes_version(&client)
         .await
         .expect("version");
     assert_eq!(version, KubeVersion::new(1, 31));

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use pytune::engine::{self, Context, KubeVersion};
-use pytune::policy::Policy;
+use pytune::core::engine::{self, Context, KubeVersion};
+use pytune::core::policy::Policy;
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

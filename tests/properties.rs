@@ -6,9 +6,9 @@ use k8s_openapi::api::core::v1::Pod;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-use pytune::engine::{self, Context, KubeVersion, MAX_WARNING_CHARS};
-use pytune::policy::Policy;
-use pytune::quantity;
+use pytune::core::engine::{self, Context, KubeVersion, MAX_WARNING_CHARS};
+use pytune::core::policy::Policy;
+use pytune::core::quantity;
 
 fn cpu() -> impl Strategy<Value = Option<&'static str>> {
     prop::option::of(prop::sample::select(vec![

@@ -25,9 +25,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use pytune::engine::{self, Context, KubeVersion, annotations};
-use pytune::policy::Policy;
-use pytune::quantity;
+use pytune::core::engine::{self, Context, KubeVersion, annotations};
+use pytune::core::policy::Policy;
+use pytune::core::quantity;
 use serde_json::{Value, json};
 
 /// How long a server may take to accept connections and boot all its workers.

@@ -61,14 +61,14 @@ async fn enforce_patches_over_http1_and_http2() {
 
 /// What audit mode should say about a review: the engine's warnings, then one line per change.
 fn expected_audit_warnings(review: &Value) -> Vec<String> {
-    let plan = pytune::engine::plan(
+    let plan = pytune::core::engine::plan(
         &review["request"]["object"],
-        &pytune::policy::Policy::embedded(),
-        &pytune::engine::Context::default(),
+        &pytune::core::policy::Policy::embedded(),
+        &pytune::core::engine::Context::default(),
     )
     .expect("plan");
     let mut warnings = plan.warning_texts();
-    warnings.extend(pytune::admission::audit_warnings(&plan.changes));
+    warnings.extend(pytune::webhook::review::audit_warnings(&plan.changes));
     assert!(
         warnings.len() > plan.warnings.len(),
         "the fixture should be changed"
@@ -307,7 +307,7 @@ async fn rotated_certificates_are_served_to_new_connections() {
     );
 
     // A broken pair is rejected and the rotated one keeps serving.
-    let broken = pytune::selfsigned::Pair {
+    let broken = pytune::webhook::selfsigned::Pair {
         cert_pem: next.cert_pem.clone(),
         key_pem: server
             .authority

@@ -14,8 +14,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Request, StatusCode, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use pytune::selfsigned::{Authority, Pair};
-use pytune::serve::{ServeOptions, Serving, TlsSource};
+use pytune::webhook::selfsigned::{Authority, Pair};
+use pytune::webhook::serve::{ServeOptions, Serving, TlsSource};
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use serde_json::Value;
 use tokio::net::TcpStream;
@@ -25,7 +25,7 @@ use tokio_rustls::client::TlsStream;
 pub type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
 pub fn setup() {
-    pytune::tls::install_provider();
+    pytune::webhook::tls::install_provider();
 }
 
 /// A Secret volume as the kubelet lays it out: files are symlinks through `..data`, which points
@@ -112,7 +112,7 @@ impl TestServer {
         options.reload_interval = Duration::from_millis(100);
         options.shutdown_grace = Duration::from_secs(10);
         configure(&mut options);
-        let serving = pytune::serve::start(options).expect("server starts");
+        let serving = pytune::webhook::serve::start(options).expect("server starts");
         TestServer {
             webhook: serving.webhook_addr(),
             admin: serving.admin_addr(),
@@ -349,10 +349,10 @@ pub fn patch_of(response: &Value) -> Option<json_patch::Patch> {
 /// The Pod the engine would produce from the review's object with the embedded policy.
 pub fn expected_pod(review: &Value) -> Value {
     let object = review["request"]["object"].clone();
-    let plan = pytune::engine::plan(
+    let plan = pytune::core::engine::plan(
         &object,
-        &pytune::policy::Policy::embedded(),
-        &pytune::engine::Context::default(),
+        &pytune::core::policy::Policy::embedded(),
+        &pytune::core::engine::Context::default(),
     )
     .expect("plan");
     assert!(!plan.is_empty(), "the fixture should be changed");

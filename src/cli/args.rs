@@ -1,0 +1,183 @@
+//! Command-line interface: subcommands and flags, each flag with an environment twin.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pytune",
+    version,
+    about = "Production defaults for Python services on Kubernetes"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print manifests with pytune's defaults applied, and on stderr what changed and why.
+    Mutate(MutateArgs),
+    /// Report what pytune would change in manifests, and why, without changing them.
+    Audit(AuditArgs),
+    /// Print the effective policy (the embedded default merged with --policy) and its revision.
+    Policy(PolicyArgs),
+    /// Run the admission webhook over HTTPS (POST /mutate enforces, POST /audit reports), with
+    /// /livez, /readyz and /metrics on a plain-HTTP admin port.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PolicyArgs {
+    /// Policy file merged over the embedded default.
+    #[arg(long, env = "PYTUNE_POLICY")]
+    pub policy: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MutateArgs {
+    /// Files, directories (every .yaml/.yml/.json below them) or - for stdin.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Policy file merged over the embedded default.
+    #[arg(long, env = "PYTUNE_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Kubernetes version of the target cluster (e.g. 1.31); picks the preStop form. Unknown: the
+    /// exec form, which works on every version.
+    #[arg(long, env = "PYTUNE_KUBERNETES_VERSION", value_parser = parse_version)]
+    pub kubernetes_version: Option<crate::core::engine::KubeVersion>,
+    /// Do not print the summary on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditFormat {
+    /// A readable table grouped by workload.
+    Text,
+    /// The stable JSON report (docs/audit.md).
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClusterScope {
+    /// Only namespaces labeled pytune.io/enabled=true.
+    Namespaces,
+    /// Every namespace except the system ones, pytune's own and those labeled pytune.io/enabled=false.
+    Cluster,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// Files, directories (every .yaml/.yml/.json below them) or - for stdin.
+    #[arg(required_unless_present = "cluster", value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Audit the Pods running in a cluster instead of manifests (read-only: list and get).
+    #[arg(long, conflicts_with_all = ["paths", "diff"])]
+    pub cluster: bool,
+    /// Namespace to audit (repeatable); default: the kubeconfig context's namespace.
+    #[arg(long, short = 'n', requires = "cluster")]
+    pub namespace: Vec<String>,
+    /// Audit every namespace.
+    #[arg(long, short = 'A', requires = "cluster", conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+    /// Path to a kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long, requires = "cluster")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long, requires = "cluster")]
+    pub context: Option<String>,
+    /// Which namespaces pytune serves, as the chart's `scope` value.
+    #[arg(long, value_enum, default_value_t = ClusterScope::Namespaces)]
+    pub scope: ClusterScope,
+    /// The namespace pytune runs in (never served in cluster scope).
+    #[arg(long, default_value = "pytune")]
+    pub pytune_namespace: String,
+    /// Pods per list request.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    pub page_size: u32,
+    /// Policy file merged over the embedded default.
+    #[arg(long, env = "PYTUNE_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Kubernetes version of the target cluster (e.g. 1.31); picks the preStop form.
+    #[arg(long, env = "PYTUNE_KUBERNETES_VERSION", value_parser = parse_version)]
+    pub kubernetes_version: Option<crate::core::engine::KubeVersion>,
+    #[arg(long, short, value_enum, default_value_t = AuditFormat::Text)]
+    pub output: AuditFormat,
+    /// Print a unified diff of each manifest before and after instead of the report.
+    #[arg(long, conflicts_with = "output")]
+    pub diff: bool,
+    /// Exit 3 when something would change (0 when nothing would, 1 on errors).
+    #[arg(long)]
+    pub exit_code: bool,
+}
+
+fn parse_version(text: &str) -> Result<crate::core::engine::KubeVersion, String> {
+    crate::core::engine::KubeVersion::parse(text)
+        .ok_or_else(|| format!("{text:?} is not a Kubernetes version like 1.31"))
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address of the HTTPS webhook listener.
+    #[arg(long, env = "PYTUNE_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: std::net::SocketAddr,
+    /// Serving certificate (PEM; leaf first, then intermediates). Re-read when it changes.
+    #[arg(
+        long,
+        env = "PYTUNE_TLS_CERT",
+        requires = "tls_key",
+        required_unless_present = "self_signed"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key of the serving certificate (PEM).
+    #[arg(long, env = "PYTUNE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve with a local CA and certificate for localhost/127.0.0.1 kept in DIR (ca.crt,
+    /// tls.crt, tls.key; created when missing) and print the caBundle.
+    #[arg(long, env = "PYTUNE_SELF_SIGNED", value_name = "DIR", conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub self_signed: Option<PathBuf>,
+    /// Policy file merged over the embedded default. Re-read when it changes; an invalid file
+    /// never replaces the running policy.
+    #[arg(long, env = "PYTUNE_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Address of the plain-HTTP admin listener (/livez, /readyz, /metrics).
+    #[arg(long, env = "PYTUNE_ADMIN_LISTEN", default_value = "0.0.0.0:8080")]
+    pub admin_listen: std::net::SocketAddr,
+    /// Kubernetes version of the cluster (e.g. 1.31); picks the preStop form.
+    #[arg(long, env = "PYTUNE_KUBERNETES_VERSION", value_parser = parse_version)]
+    pub kubernetes_version: Option<crate::core::engine::KubeVersion>,
+    /// Without --kubernetes-version, ask the API server for its version when running in a
+    /// cluster (GET /version with the Pod's service account).
+    #[arg(long, env = "PYTUNE_DISCOVER_KUBERNETES_VERSION", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub discover_kubernetes_version: bool,
+    /// Look up the keys of ConfigMaps named in envFrom before planning, so variables they do not
+    /// define can still be added. Needs `get` on ConfigMaps; off by default.
+    #[arg(long, env = "PYTUNE_RESOLVE_CONFIG_MAPS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub resolve_config_maps: bool,
+    /// Log format.
+    #[arg(long, env = "PYTUNE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: crate::webhook::logging::LogFormat,
+    /// Largest request body accepted (larger: HTTP 413). The API server's own limit is 3 MiB.
+    #[arg(long, env = "PYTUNE_MAX_BODY_BYTES", default_value_t = crate::webhook::http::DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// How often the certificate and policy files are checked for changes.
+    #[arg(long, env = "PYTUNE_RELOAD_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub reload_interval: std::time::Duration,
+    /// Closes connections that send no request head for this long (also the keep-alive idle
+    /// timeout; keep it above the API server's 90s).
+    #[arg(long, env = "PYTUNE_IDLE_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
+    pub idle_timeout: std::time::Duration,
+    /// On SIGTERM, how long in-flight requests may take to finish.
+    #[arg(long, env = "PYTUNE_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_grace: std::time::Duration,
+    /// On SIGTERM, how long to keep accepting (reporting not ready) before draining.
+    #[arg(long, env = "PYTUNE_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
+    pub shutdown_delay: std::time::Duration,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::webhook::http::parse_duration(text)
+        .ok_or_else(|| format!("{text:?} is not a duration like 10s, 500ms or 2m"))
+}

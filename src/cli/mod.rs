@@ -1,0 +1,154 @@
+//! The command line: `pytune mutate`, `audit`, `policy` and `serve`, each a thin layer over the
+//! core (and, for `serve`, the webhook).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use clap::Parser;
+
+use crate::core::engine::Context;
+use crate::core::policy::Policy;
+use crate::webhook::serve::{self, ServeOptions, TlsSource};
+
+pub mod args;
+pub mod audit;
+pub mod cluster;
+mod cluster_audit;
+pub mod inputs;
+pub mod manifests;
+pub mod mutate;
+
+/// Parses the command line, runs the command, and reports any error on stderr.
+pub fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    let result = match cli.command {
+        args::Command::Mutate(args) => run_mutate(args),
+        args::Command::Policy(args) => run_policy(args),
+        args::Command::Audit(args) => run_audit(args),
+        args::Command::Serve(args) => run_serve(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes to stdout; a reader that went away (`| head`) is not an error.
+fn write_stdout(text: &str) -> Result<()> {
+    match std::io::stdout().write_all(text.as_bytes()) {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write to stdout"),
+    }
+}
+
+fn load_policy(path: Option<&Path>) -> Result<Policy> {
+    let Some(path) = path else {
+        return Ok(Policy::embedded());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read policy file {}", path.display()))?;
+    Policy::from_yaml(&text).with_context(|| format!("invalid policy file {}", path.display()))
+}
+
+fn run_serve(args: args::ServeArgs) -> Result<ExitCode> {
+    crate::webhook::logging::init(args.log_format);
+    let tls = match (args.self_signed, args.tls_cert, args.tls_key) {
+        (Some(dir), _, _) => TlsSource::SelfSigned(dir),
+        (None, Some(cert), Some(key)) => TlsSource::Files { cert, key },
+        _ => anyhow::bail!("give --tls-cert and --tls-key, or --self-signed DIR"),
+    };
+    let mut options = ServeOptions::new(tls);
+    options.listen = args.listen;
+    options.admin_listen = args.admin_listen;
+    options.policy = args.policy;
+    options.kubernetes_version = args.kubernetes_version;
+    options.discover_kubernetes_version = args.discover_kubernetes_version;
+    options.resolve_config_maps = args.resolve_config_maps;
+    options.max_body_bytes = args.max_body_bytes;
+    options.reload_interval = args.reload_interval;
+    options.limits.idle_timeout = args.idle_timeout;
+    options.shutdown_grace = args.shutdown_grace;
+    options.shutdown_delay = args.shutdown_delay;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve::run(options))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_policy(args: args::PolicyArgs) -> Result<ExitCode> {
+    let policy = load_policy(args.policy.as_deref())?;
+    let yaml = serde_saphyr::to_string(&policy).context("cannot render the policy")?;
+    write_stdout(&format!("# revision: {}\n{yaml}", policy.revision))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_mutate(args: args::MutateArgs) -> Result<ExitCode> {
+    let policy = load_policy(args.policy.as_deref())?;
+    let ctx = Context {
+        kubernetes_version: args.kubernetes_version,
+        ..Context::default()
+    };
+    let (inputs, mut read_errors) = inputs::read_inputs(&args.paths);
+    let output = mutate::mutate(&inputs, &policy, &ctx);
+    write_stdout(&output.yaml)?;
+    if !args.quiet {
+        eprint!("{}", mutate::summary(&output));
+    }
+    for error in &read_errors {
+        eprintln!("error: {error}");
+    }
+    read_errors.extend(output.errors);
+    Ok(if read_errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn run_audit(args: args::AuditArgs) -> Result<ExitCode> {
+    if args.cluster {
+        return cluster_audit::run_cluster_audit(args);
+    }
+    let policy = load_policy(args.policy.as_deref())?;
+    let ctx = Context {
+        kubernetes_version: args.kubernetes_version,
+        ..Context::default()
+    };
+    let (inputs, read_errors) = inputs::read_inputs(&args.paths);
+    let output = mutate::mutate(&inputs, &policy, &ctx);
+    let report = if args.diff {
+        audit::render_diff(&output)
+    } else {
+        match args.output {
+            args::AuditFormat::Text => audit::render_text(&output),
+            args::AuditFormat::Json => {
+                let mut json = audit::render_json(&output);
+                if let Some(errors) = json.get_mut("errors").and_then(|e| e.as_array_mut()) {
+                    errors.extend(read_errors.iter().cloned().map(Into::into));
+                }
+                format!("{json:#}\n")
+            }
+        }
+    };
+    write_stdout(&report)?;
+    for error in &read_errors {
+        eprintln!("error: {error}");
+    }
+    if args.diff {
+        for error in &output.errors {
+            eprintln!("error: {error}");
+        }
+    }
+    Ok(ExitCode::from(audit::exit_code(
+        &output,
+        read_errors.len(),
+        args.exit_code,
+    )))
+}

@@ -1,0 +1,307 @@
+//! Environment variables for Python: interpreter flags and values sized from the container's CPU.
+//! A variable the container already defines — in `env`, or possibly through `envFrom` — is never
+//! added, because an explicit `env` entry would silently override the user's value.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::core::v1::EnvVar;
+
+use super::resources::SizingBase;
+use super::sizing::WorkerPlan;
+use crate::core::detect::{Libc, Server};
+use crate::core::engine::{Feature, PatchValue, Planner, Target, Warning, WorkloadProfile};
+use crate::core::quantity;
+
+/// What the container's `envFrom` sources may define.
+struct EnvFrom {
+    known_keys: BTreeSet<String>,
+    /// Sources whose keys pytune cannot know (Secrets, and ConfigMaps it was not given).
+    unknown_sources: Vec<String>,
+}
+
+fn env_from(target: &Target, planner: &Planner) -> EnvFrom {
+    let mut known_keys = BTreeSet::new();
+    let mut unknown_sources = Vec::new();
+    for source in target.container.env_from.iter().flatten() {
+        let prefix = source.prefix.as_deref().unwrap_or("");
+        if let Some(config_map) = &source.config_map_ref {
+            match planner.ctx.config_map_keys.get(&config_map.name) {
+                Some(keys) => known_keys.extend(keys.iter().map(|key| format!("{prefix}{key}"))),
+                None => unknown_sources.push(format!("ConfigMap {}", config_map.name)),
+            }
+        }
+        if let Some(secret) = &source.secret_ref {
+            unknown_sources.push(format!("Secret {}", secret.name));
+        }
+    }
+    EnvFrom {
+        known_keys,
+        unknown_sources,
+    }
+}
+
+fn fixed_reason(name: &str) -> &'static str {
+    match name {
+        "PYTHONUNBUFFERED" => {
+            "stdout/stderr unbuffered, so logs reach kubectl logs at once and survive a crash"
+        }
+        "PYTHONFAULTHANDLER" => {
+            "a fatal crash (segfault, abort) dumps the Python traceback to stderr"
+        }
+        "PYTHONDONTWRITEBYTECODE" => {
+            "no .pyc writes into a read-only or throwaway container filesystem"
+        }
+        _ => "set by the policy (env.fixed)",
+    }
+}
+
+/// The port `PORT` should carry for a gunicorn that has no `--bind`, when pytune may add it.
+pub fn gunicorn_port(target: &Target, planner: &Planner) -> Option<i32> {
+    let detection = &target.info.detection;
+    if detection.server != Server::Gunicorn
+        || detection.flags.bind.is_some()
+        || !planner.policy.env.gunicorn_port
+    {
+        return None;
+    }
+    let defined = target.env_entry("PORT").is_some();
+    let sources = env_from(target, planner);
+    if defined || sources.known_keys.contains("PORT") || !sources.unknown_sources.is_empty() {
+        return None;
+    }
+    target.port
+}
+
+pub fn plan(
+    target: &Target,
+    base: &SizingBase,
+    workers: &WorkerPlan,
+    port_env: Option<i32>,
+    planner: &mut Planner,
+) {
+    let defined = Defined(target.container.env.as_deref().unwrap_or_default());
+    let sources = env_from(target, planner);
+    let name = target.name().to_string();
+    let policy = planner.policy;
+
+    // Fixed interpreter flags.
+    let fixed_allowed =
+        sources.unknown_sources.is_empty() || policy.env.fixed_when_env_from_unknown;
+    let mut additions: Vec<(String, String, String)> = Vec::new();
+    for (var, value) in &policy.env.fixed {
+        if defined.contains(var.as_str()) {
+            continue;
+        }
+        if sources.known_keys.contains(var) {
+            planner.note(
+                Some(&name),
+                Feature::Env,
+                format!("{var} not added: envFrom defines it"),
+            );
+        } else if !fixed_allowed {
+            planner.note(
+                Some(&name),
+                Feature::Env,
+                format!(
+                    "{var} not added: envFrom {} may define it",
+                    sources.unknown_sources.join(", ")
+                ),
+            );
+        } else {
+            additions.push((var.clone(), value.clone(), fixed_reason(var).to_string()));
+        }
+    }
+    if let Some(arenas) = &policy.env.malloc_arena_max {
+        let var = "MALLOC_ARENA_MAX";
+        if target.info.detection.libc == Libc::Musl {
+            planner.note(
+                Some(&name),
+                Feature::Env,
+                format!("{var} not added: musl image, glibc-only setting"),
+            );
+        } else if !defined.contains(var) && !sources.known_keys.contains(var) && fixed_allowed {
+            additions.push((
+                var.to_string(),
+                arenas.clone(),
+                format!("glibc makes up to 8 malloc arenas per core; {arenas} bounds memory growth of threaded Python"),
+            ));
+        }
+    }
+
+    // Values computed from the CPU the container gets.
+    let mut computed = computed(target, base, workers, &defined, planner);
+    if let Some(port) = port_env {
+        computed.push((
+            "PORT".to_string(),
+            port.to_string(),
+            format!("gunicorn has no --bind: with PORT it binds 0.0.0.0:{port} instead of 127.0.0.1:8000"),
+        ));
+    }
+    let detection = &target.info.detection;
+    if detection.server == Server::Uvicorn
+        && detection.flags.graceful_timeout.is_none()
+        && policy.env.uvicorn_graceful_shutdown
+        && let Some(drain) = policy.profile(target.info.profile).drain_seconds
+    {
+        computed.push((
+            "UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN".to_string(),
+            drain.to_string(),
+            format!(
+                "uvicorn waits for open connections without limit; {drain}s fits the grace period"
+            ),
+        ));
+    }
+    let mut blocked_by_unknown = Vec::new();
+    for (var, value, reason) in computed {
+        if defined.contains(var.as_str()) {
+            continue;
+        }
+        if sources.known_keys.contains(&var) {
+            planner.note(
+                Some(&name),
+                Feature::Env,
+                format!("{var} not added: envFrom defines it"),
+            );
+        } else if !sources.unknown_sources.is_empty() {
+            blocked_by_unknown.push(var);
+        } else {
+            additions.push((var, value, reason));
+        }
+    }
+    if !blocked_by_unknown.is_empty() {
+        let sources = sources.unknown_sources.join(", ");
+        planner.note(
+            Some(&name),
+            Feature::Env,
+            format!(
+                "{} not added: envFrom {sources} may define them",
+                blocked_by_unknown.join(", ")
+            ),
+        );
+        let sources_count = target.container.env_from.iter().flatten().count();
+        let unset = match blocked_by_unknown.as_slice() {
+            [only] => only.clone(),
+            [first, rest @ ..] => format!("{first} and {} more", rest.len()),
+            [] => String::new(),
+        };
+        planner.warn(Warning::container(
+            &name,
+            format!("{sources_count} envFrom source(s) unreadable, so {unset} not set (may be defined there)"),
+        ));
+    }
+
+    if additions.is_empty() {
+        return;
+    }
+    // Each entry takes the name and value; each change keeps a copy of the value.
+    let mut entries = Vec::with_capacity(additions.len());
+    let mut changes = Vec::with_capacity(additions.len());
+    for (var, value, reason) in additions {
+        changes.push((["env.", var.as_str()].concat(), value.clone(), reason));
+        entries.push(PatchValue::object([
+            ("name", var.into()),
+            ("value", value.into()),
+        ]));
+    }
+    let paths = planner
+        .builder
+        .append_all(&target.tokens(&["env"]), entries);
+    for ((field, value, reason), path) in changes.into_iter().zip(paths) {
+        planner.change(
+            Some(&name),
+            Feature::Env,
+            field,
+            path,
+            PatchValue::String(value),
+            reason,
+        );
+    }
+}
+
+/// The names the container's `env` already defines. A scan: lists are short, and building a set
+/// cost more than the few lookups made in it.
+struct Defined<'a>(&'a [EnvVar]);
+
+impl Defined<'_> {
+    fn contains(&self, name: &str) -> bool {
+        self.0.iter().any(|var| var.name == name)
+    }
+}
+
+/// `(name, value, reason)` of the CPU-derived variables, in the order they are added.
+fn computed(
+    target: &Target,
+    base: &SizingBase,
+    workers: &WorkerPlan,
+    defined: &Defined,
+    planner: &mut Planner,
+) -> Vec<(String, String, String)> {
+    let policy = planner.policy;
+    let server = target.info.detection.server;
+    let mut out = Vec::new();
+
+    if target.info.profile == WorkloadProfile::Web && policy.env.web_concurrency {
+        match workers {
+            WorkerPlan::Set { count, reason } if !defined.contains("WEB_CONCURRENCY") => {
+                out.push((
+                    "WEB_CONCURRENCY".to_string(),
+                    count.to_string(),
+                    reason.clone(),
+                ));
+            }
+            WorkerPlan::NotSized(why) => {
+                planner.note(Some(target.name()), Feature::Env, why.clone())
+            }
+            _ => {}
+        }
+    }
+    let Some(millis) = base.cpu_millis else {
+        planner.note(
+            Some(target.name()),
+            Feature::Env,
+            "no CPU request or limit to size threads from",
+        );
+        return out;
+    };
+    let cpus = quantity::whole_cpus(millis);
+    if policy.env.python_cpu_count {
+        out.push((
+            "PYTHON_CPU_COUNT".to_string(),
+            cpus.to_string(),
+            format!(
+                "CPython 3.13+ reports {cpus} CPU(s) ({}) instead of the node's cores",
+                base.cpu_source
+            ),
+        ));
+    }
+    if server == Server::CeleryBeat {
+        planner.note(
+            Some(target.name()),
+            Feature::Env,
+            "celery beat only schedules: no thread sizing",
+        );
+        return out;
+    }
+    let (processes, what) = match (workers, server) {
+        (WorkerPlan::Given { count, .. }, _) => (*count, "worker(s)"),
+        (WorkerPlan::Set { count, .. }, _) if target.info.profile == WorkloadProfile::Web => {
+            (*count, "worker(s)")
+        }
+        (_, Server::CeleryWorker) => (
+            target.info.detection.flags.concurrency.unwrap_or(cpus),
+            "celery process(es)",
+        ),
+        _ => (1, "process"),
+    };
+    // A PYTHON_CPU_COUNT the user set is what Python and its pools will see.
+    let cpus = target.env_count("PYTHON_CPU_COUNT").unwrap_or(cpus);
+    let threads = (cpus / processes.max(1)).max(1);
+    let reason = format!(
+        "native pools size from the node's cores; {cpus} CPU(s) / {processes} {what} = {threads}"
+    );
+    let threads = threads.to_string();
+    for var in &policy.env.thread_caps {
+        out.push((var.clone(), threads.clone(), reason.clone()));
+    }
+    out
+}

@@ -1,0 +1,128 @@
+//! Startup, readiness and liveness probes for web containers, each added only when missing.
+
+use crate::core::engine::directives::{Directives, annotations};
+use crate::core::engine::listen::Listening;
+use crate::core::engine::{Feature, PatchValue, Planner, Target, WorkloadProfile};
+use crate::core::policy::ProbeTiming;
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Startup,
+    Readiness,
+    Liveness,
+}
+
+impl Kind {
+    fn field(self) -> &'static str {
+        match self {
+            Kind::Startup => "startupProbe",
+            Kind::Readiness => "readinessProbe",
+            Kind::Liveness => "livenessProbe",
+        }
+    }
+}
+
+pub fn plan(
+    target: &Target,
+    directives: &Directives,
+    listening: &Listening,
+    planner: &mut Planner,
+) {
+    if target.info.profile != WorkloadProfile::Web {
+        return;
+    }
+    if let Listening::LoopbackOnly(why) = listening {
+        planner.note(
+            Some(target.name()),
+            Feature::Probes,
+            format!("no probes: {why}, so they would fail"),
+        );
+        return;
+    }
+    let Some(port) = target.port else {
+        planner.note(
+            Some(target.name()),
+            Feature::Probes,
+            format!(
+                "no probes: no port known (declare a containerPort or set {})",
+                annotations::PORT
+            ),
+        );
+        return;
+    };
+    let container = target.container;
+    let timings = &planner.policy.probes;
+    let existing = [
+        (
+            Kind::Startup,
+            container.startup_probe.is_some(),
+            timings.startup,
+        ),
+        (
+            Kind::Readiness,
+            container.readiness_probe.is_some(),
+            timings.readiness,
+        ),
+        (
+            Kind::Liveness,
+            container.liveness_probe.is_some(),
+            timings.liveness,
+        ),
+    ];
+    for (kind, present, timing) in existing {
+        if present {
+            continue;
+        }
+        // Liveness stays TCP even with a health path: a dependency outage behind an HTTP check would
+        // restart every replica at once, which only makes the outage worse.
+        let http_path = match kind {
+            Kind::Liveness => None,
+            _ => directives.health_path.as_deref(),
+        };
+        let probe = probe(port, http_path, timing);
+        let check = match http_path {
+            Some(path) => format!("HTTP GET {path} on port {port}"),
+            None => format!("TCP connect to port {port}"),
+        };
+        let reason = match kind {
+            Kind::Startup => format!(
+                "no startupProbe: {check} allows {}s for slow imports before liveness starts",
+                timing.period_seconds * timing.failure_threshold
+            ),
+            Kind::Readiness => {
+                format!("no readinessProbe: {check} keeps traffic away until the server accepts it")
+            }
+            Kind::Liveness => format!(
+                "no livenessProbe: {check}; restarts only after {}s of a dead socket",
+                timing.period_seconds * timing.failure_threshold
+            ),
+        };
+        let path = planner
+            .builder
+            .set(&target.tokens(&[kind.field()]), probe.clone());
+        planner.change(
+            Some(target.name()),
+            Feature::Probes,
+            kind.field(),
+            path,
+            probe,
+            reason,
+        );
+    }
+}
+
+fn probe(port: i32, http_path: Option<&str>, timing: ProbeTiming) -> PatchValue {
+    let handler = match http_path {
+        Some(path) => (
+            "httpGet",
+            PatchValue::object([("path", path.into()), ("port", port.into())]),
+        ),
+        None => ("tcpSocket", PatchValue::object([("port", port.into())])),
+    };
+    PatchValue::object([
+        handler,
+        ("periodSeconds", timing.period_seconds.into()),
+        ("timeoutSeconds", timing.timeout_seconds.into()),
+        ("failureThreshold", timing.failure_threshold.into()),
+    ])
+}

@@ -1,0 +1,261 @@
+//! CPU and memory requests and limits: fill only what is absent, and never produce requests above
+//! limits.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+use crate::core::engine::{Feature, PatchValue, Planner, Target, Warning};
+use crate::core::quantity;
+
+/// What the container gets once the plan applies: the inputs of worker and thread sizing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SizingBase {
+    /// CPU the container may use, in millicores: its limit if set, else its request.
+    pub cpu_millis: Option<u64>,
+    /// Where `cpu_millis` comes from, in words.
+    pub cpu_source: String,
+    pub memory_limit_bytes: Option<u64>,
+}
+
+#[derive(Clone, Copy)]
+enum Dimension {
+    Cpu,
+    Memory,
+}
+
+impl Dimension {
+    fn key(self) -> &'static str {
+        match self {
+            Dimension::Cpu => "cpu",
+            Dimension::Memory => "memory",
+        }
+    }
+
+    fn parse(self, text: &str) -> Result<u64, quantity::QuantityError> {
+        match self {
+            Dimension::Cpu => quantity::cpu_millis(text),
+            Dimension::Memory => quantity::memory_bytes(text),
+        }
+    }
+}
+
+/// One side (request or limit) of one dimension: the text and its parsed value.
+#[derive(Clone)]
+struct Amount {
+    text: String,
+    value: u64,
+}
+
+/// Reads one user value; an unparsable one is reported and makes the dimension the user's alone.
+fn read(
+    values: Option<&BTreeMap<String, Quantity>>,
+    dimension: Dimension,
+    side: &str,
+    target: &Target,
+    planner: &mut Planner,
+) -> Result<Option<Amount>, ()> {
+    let Some(Quantity(text)) = values.and_then(|values| values.get(dimension.key())) else {
+        return Ok(None);
+    };
+    match dimension.parse(text) {
+        Ok(value) => Ok(Some(Amount {
+            text: text.clone(),
+            value,
+        })),
+        Err(err) => {
+            planner.warn(Warning::container(
+                target.name(),
+                format!("{side}.{}: {err}", dimension.key()),
+            ));
+            Err(())
+        }
+    }
+}
+
+/// Each side's read result, per dimension.
+type UserAmounts = (Result<Option<Amount>, ()>, Result<Option<Amount>, ()>);
+
+/// The container's own request and limit of CPU and memory; unreadable ones are reported.
+fn user_amounts(target: &Target, planner: &mut Planner) -> [(Dimension, UserAmounts); 2] {
+    let resources = target.container.resources.as_ref();
+    let requests = resources.and_then(|r| r.requests.as_ref());
+    let limits = resources.and_then(|r| r.limits.as_ref());
+    [Dimension::Cpu, Dimension::Memory].map(|dimension| {
+        let request = read(requests, dimension, "requests", target, planner);
+        let limit = read(limits, dimension, "limits", target, planner);
+        (dimension, (request, limit))
+    })
+}
+
+/// Plans the missing requests and limits of one container and returns what it will then get.
+pub fn plan(pod: &Pod, target: &Target, planner: &mut Planner) -> SizingBase {
+    if let Some(base) = pod_level(pod) {
+        planner.note(
+            Some(target.name()),
+            Feature::Resources,
+            "Pod-level spec.resources set: containers share that budget, none added per container",
+        );
+        return base;
+    }
+    let policy = planner.policy;
+    let profile = policy.profile(target.info.profile);
+    let mut effective = [(None, None), (None, None)];
+
+    for (slot, (dimension, user)) in effective.iter_mut().zip(user_amounts(target, planner)) {
+        let key = dimension.key();
+        let (Ok(user_request), Ok(user_limit)) = user else {
+            continue;
+        };
+        let (default_request, default_limit) = match dimension {
+            Dimension::Cpu => (
+                &profile.resources.requests.cpu,
+                &profile.resources.limits.cpu,
+            ),
+            Dimension::Memory => (
+                &profile.resources.requests.memory,
+                &profile.resources.limits.memory,
+            ),
+        };
+        let profile_name = target.info.profile;
+
+        let mut request = user_request.clone();
+        if user_request.is_none()
+            && let Some(text) = default_request
+        {
+            if user_limit.is_some() {
+                planner.note(
+                    Some(target.name()),
+                    Feature::Resources,
+                    format!("requests.{key} left unset: Kubernetes sets it equal to the limit"),
+                );
+            } else if let Ok(value) = dimension.parse(text) {
+                let path = planner.builder.set(
+                    &target.tokens(&["resources", "requests", key]),
+                    PatchValue::String(text.clone()),
+                );
+                let why = match dimension {
+                    Dimension::Cpu => {
+                        "no CPU request: the scheduler would count the container as using none"
+                    }
+                    Dimension::Memory => {
+                        "no memory request: the scheduler could overpack the node and evict it"
+                    }
+                };
+                planner.change(
+                    Some(target.name()),
+                    Feature::Resources,
+                    ["resources.requests.", key].concat(),
+                    path,
+                    PatchValue::String(text.clone()),
+                    format!("{why} ({profile_name} profile default)"),
+                );
+                request = Some(Amount {
+                    text: text.clone(),
+                    value,
+                });
+            }
+        }
+
+        let mut limit = user_limit.clone();
+        if user_limit.is_none()
+            && let Some(text) = default_limit
+            && let Ok(value) = dimension.parse(text)
+        {
+            let (chosen, reason) = match &request {
+                Some(request) if request.value > value => (
+                    request.clone(),
+                    format!(
+                        "the {profile_name} default {text} is below the request, so the limit equals the request"
+                    ),
+                ),
+                _ => (
+                    Amount {
+                        text: text.clone(),
+                        value,
+                    },
+                    match dimension {
+                        Dimension::Memory => format!(
+                            "no memory limit: one leaking worker could exhaust the node ({profile_name} profile default)"
+                        ),
+                        Dimension::Cpu => {
+                            format!("the policy sets CPU limits for the {profile_name} profile")
+                        }
+                    },
+                ),
+            };
+            let path = planner.builder.set(
+                &target.tokens(&["resources", "limits", key]),
+                PatchValue::String(chosen.text.clone()),
+            );
+            planner.change(
+                Some(target.name()),
+                Feature::Resources,
+                ["resources.limits.", key].concat(),
+                path,
+                PatchValue::String(chosen.text.clone()),
+                reason,
+            );
+            limit = Some(chosen);
+        }
+        *slot = (request, limit);
+    }
+    sizing_base(&effective)
+}
+
+/// What the container gets as it stands, when the resources feature is skipped.
+pub fn current(pod: &Pod, target: &Target, planner: &mut Planner) -> SizingBase {
+    if let Some(base) = pod_level(pod) {
+        return base;
+    }
+    let effective = user_amounts(target, planner)
+        .map(|(_, (request, limit))| (request.unwrap_or(None), limit.unwrap_or(None)));
+    sizing_base(&effective)
+}
+
+fn sizing_base(effective: &[(Option<Amount>, Option<Amount>); 2]) -> SizingBase {
+    let [(cpu_request, cpu_limit), (_, memory_limit)] = effective;
+    let (cpu_millis, cpu_source) = match (cpu_limit, cpu_request) {
+        (Some(limit), _) => (Some(limit.value), format!("CPU limit {}", limit.text)),
+        (None, Some(request)) => (Some(request.value), format!("CPU request {}", request.text)),
+        (None, None) => (None, "no CPU request or limit".to_string()),
+    };
+    SizingBase {
+        cpu_millis,
+        cpu_source,
+        memory_limit_bytes: memory_limit.as_ref().map(|limit| limit.value),
+    }
+}
+
+/// Pod-level resources (`spec.resources`), when the Pod sets them.
+fn pod_level(pod: &Pod) -> Option<SizingBase> {
+    let resources = pod.spec.as_ref()?.resources.as_ref()?;
+    let empty = resources.limits.as_ref().is_none_or(BTreeMap::is_empty)
+        && resources.requests.as_ref().is_none_or(BTreeMap::is_empty);
+    if empty {
+        return None;
+    }
+    let get = |values: Option<&BTreeMap<String, Quantity>>, key: &str| {
+        values.and_then(|v| v.get(key)).map(|q| q.0.clone())
+    };
+    let cpu_limit = get(resources.limits.as_ref(), "cpu");
+    let cpu_request = get(resources.requests.as_ref(), "cpu");
+    let memory_limit = get(resources.limits.as_ref(), "memory");
+    let (cpu_millis, cpu_source) = match (&cpu_limit, &cpu_request) {
+        (Some(text), _) => (
+            quantity::cpu_millis(text).ok(),
+            format!("Pod CPU limit {text}"),
+        ),
+        (None, Some(text)) => (
+            quantity::cpu_millis(text).ok(),
+            format!("Pod CPU request {text}"),
+        ),
+        (None, None) => (None, "no CPU request or limit".to_string()),
+    };
+    Some(SizingBase {
+        cpu_millis,
+        cpu_source,
+        memory_limit_bytes: memory_limit.and_then(|text| quantity::memory_bytes(&text).ok()),
+    })
+}

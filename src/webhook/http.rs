@@ -1,0 +1,460 @@
+//! The HTTPS webhook: `POST /mutate` (enforce) and `POST /audit` on one port, HTTP/1.1 and HTTP/2
+//! by ALPN, with a body limit, connection timeouts, a per-request deadline and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum_server::accept::NoDelayAcceptor;
+use axum_server::tls_rustls::RustlsConfig;
+
+use crate::core::engine::{Context, Mode};
+use crate::webhook::configmaps::{self, ConfigMapResolver};
+use crate::webhook::metrics::{Metrics, mode_name};
+use crate::webhook::reload::PolicyStore;
+use crate::webhook::review::{self, Outcome, Verdict};
+use crate::webhook::tls::{self, CertStore};
+
+/// The API server's own limit on a request body; a Pod cannot be bigger than this.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+/// The API server's default webhook timeout, used when a request does not say.
+pub const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest webhook timeout the API server allows.
+pub const MAX_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the handlers share.
+pub struct AppState {
+    pub policy: Arc<PolicyStore>,
+    /// Cluster facts for the engine; the mode is set per request.
+    pub context: Context,
+    pub metrics: Arc<Metrics>,
+    pub max_body_bytes: usize,
+    /// Looks up `envFrom` ConfigMaps before planning, when enabled.
+    pub config_maps: Option<ConfigMapResolver>,
+    /// False until the server serves, and again once it drains.
+    pub ready: AtomicBool,
+}
+
+impl AppState {
+    pub fn new(policy: Arc<PolicyStore>, context: Context, metrics: Arc<Metrics>) -> AppState {
+        AppState {
+            policy,
+            context,
+            metrics,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            config_maps: None,
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+}
+
+/// The webhook routes, usable in-process (e.g. with `tower::ServiceExt::oneshot`).
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/mutate", post(mutate))
+        .route("/audit", post(audit))
+        .with_state(state)
+}
+
+async fn mutate(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    handle(&state, Mode::Enforce, request).await
+}
+
+async fn audit(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    handle(&state, Mode::Audit, request).await
+}
+
+async fn handle(state: &AppState, mode: Mode, request: Request) -> Response {
+    let started = Instant::now();
+    let deadline = deadline(request.uri().query());
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > state.max_body_bytes as u64) {
+        return too_large(state, mode);
+    }
+    let body = match tokio::time::timeout(
+        deadline,
+        axum::body::to_bytes(request.into_body(), state.max_body_bytes),
+    )
+    .await
+    {
+        Ok(Ok(body)) => body,
+        Ok(Err(err)) if is_length_limit(&err) => return too_large(state, mode),
+        Ok(Err(err)) => {
+            return rejected(
+                state,
+                mode,
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("cannot read the request body: {err}"),
+            );
+        }
+        Err(_) => {
+            return rejected(
+                state,
+                mode,
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                format!("the request body did not arrive within {deadline:?}"),
+            );
+        }
+    };
+
+    let policy = state.policy.current();
+    let parsed = match catch_unwind(|| review::parse(&body, &policy)) {
+        Ok(Ok(parsed)) => parsed,
+        Ok(Err(bad)) => {
+            return rejected(
+                state,
+                mode,
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                bad.to_string(),
+            );
+        }
+        Err(_) => return panicked(state, mode, &body),
+    };
+    let mut context = None;
+    if let Some(resolver) = &state.config_maps {
+        let names = parsed.env_from_config_maps();
+        if let (Some(namespace), false) = (parsed.namespace(), names.is_empty()) {
+            let within = (deadline / 3).min(configmaps::MAX_LOOKUP_TIME);
+            let keys = resolver.keys(namespace, &names, within).await;
+            context = Some(Context {
+                config_map_keys: keys,
+                ..state.context.clone()
+            });
+        }
+    }
+    let context = context.as_ref().unwrap_or(&state.context);
+    match catch_unwind(AssertUnwindSafe(|| {
+        review::answer(parsed, &policy, context, mode)
+    })) {
+        Ok(outcome) => answered(state, outcome, started, deadline),
+        Err(_) => panicked(state, mode, &body),
+    }
+}
+
+fn answered(state: &AppState, outcome: Outcome, started: Instant, deadline: Duration) -> Response {
+    let body = outcome.to_json();
+    let elapsed = started.elapsed();
+    let record = &outcome.record;
+    state.metrics.review(record, elapsed);
+    // Microsecond precision is plenty for a log line.
+    let latency_ms = elapsed.as_micros() as f64 / 1000.0;
+    let detail = record.detail.as_deref();
+    if record.verdict == Verdict::Error {
+        tracing::error!(
+            uid = %record.uid,
+            namespace = record.namespace.as_deref().unwrap_or(""),
+            pod = record.pod.as_deref().unwrap_or(""),
+            mode = mode_name(record.mode),
+            dry_run = record.dry_run,
+            result = record.verdict.as_str(),
+            error = detail.unwrap_or("unknown"),
+            latency_ms,
+            "review failed; Pod allowed unchanged"
+        );
+    } else {
+        tracing::info!(
+            uid = %record.uid,
+            namespace = record.namespace.as_deref().unwrap_or(""),
+            pod = record.pod.as_deref().unwrap_or(""),
+            mode = mode_name(record.mode),
+            dry_run = record.dry_run,
+            result = record.verdict.as_str(),
+            changes = record.change_count(),
+            warnings = record.warnings,
+            detail,
+            latency_ms,
+            "review"
+        );
+    }
+    if elapsed > deadline {
+        tracing::warn!(uid = %record.uid, latency_ms, "review took longer than its deadline");
+    }
+    json_response(StatusCode::OK, body)
+}
+
+/// A panic outside the engine (the engine's own are caught in `admission`): still allow, with the
+/// uid when it can be read.
+fn panicked(state: &AppState, mode: Mode, body: &Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        request: Option<Uid>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Uid {
+        uid: String,
+    }
+    let uid = serde_json::from_slice::<Envelope>(body)
+        .ok()
+        .and_then(|envelope| envelope.request)
+        .map(|request| request.uid);
+    state.metrics.rejected(mode, "error");
+    tracing::error!(
+        uid = uid.as_deref().unwrap_or(""),
+        mode = mode_name(mode),
+        "review panicked"
+    );
+    let Some(uid) = uid else {
+        return text_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error".to_string(),
+        );
+    };
+    let review = serde_json::json!({
+        "apiVersion": review::API_VERSION,
+        "kind": review::KIND,
+        "response": {
+            "uid": uid,
+            "allowed": true,
+            "warnings": ["pytune: Pod admitted unchanged because of an internal error; see the webhook's log"],
+        },
+    });
+    json_response(StatusCode::OK, review.to_string().into_bytes())
+}
+
+fn is_length_limit(err: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(error) = source {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
+fn too_large(state: &AppState, mode: Mode) -> Response {
+    rejected(
+        state,
+        mode,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!(
+            "the request body is larger than {} bytes",
+            state.max_body_bytes
+        ),
+    )
+}
+
+fn rejected(
+    state: &AppState,
+    mode: Mode,
+    status: StatusCode,
+    result: &'static str,
+    message: String,
+) -> Response {
+    state.metrics.rejected(mode, result);
+    tracing::warn!(mode = mode_name(mode), status = status.as_u16(), error = %message, "request rejected");
+    text_response(status, message)
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        Body::from(body),
+    )
+        .into_response()
+}
+
+fn text_response(status: StatusCode, mut message: String) -> Response {
+    message.push('\n');
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
+        message,
+    )
+        .into_response()
+}
+
+/// The time a request may take: three quarters of the webhook timeout the API server sent in
+/// `?timeout=` (10 s when absent or unreadable, at most 30 s).
+pub fn deadline(query: Option<&str>) -> Duration {
+    let timeout = query
+        .into_iter()
+        .flat_map(|query| query.split('&'))
+        .find_map(|pair| pair.strip_prefix("timeout="))
+        .and_then(parse_duration)
+        .filter(|timeout| !timeout.is_zero())
+        .unwrap_or(DEFAULT_WEBHOOK_TIMEOUT)
+        .min(MAX_WEBHOOK_TIMEOUT);
+    timeout * 3 / 4
+}
+
+/// A Go-style duration: `10s`, `500ms`, `1m30s`, `1.5s`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest.get(..number_len)?.parse().ok()?;
+        rest = rest.get(number_len..)?;
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match rest.get(..unit_len)? {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return None,
+        };
+        rest = rest.get(unit_len..)?;
+        total += number * scale;
+    }
+    Duration::try_from_secs_f64(total).ok()
+}
+
+/// Connection-level limits of the webhook listener.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// Closes a connection that has not sent a complete request head for this long, including
+    /// idle keep-alive connections. Keep it above the API server's 90 s idle timeout.
+    pub idle_timeout: Duration,
+    /// Limit on the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// Limit on the first request of a new connection.
+    pub first_request_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            idle_timeout: Duration::from_secs(120),
+            handshake_timeout: Duration::from_secs(10),
+            first_request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A running webhook listener.
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    handle: axum_server::Handle<SocketAddr>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting, lets in-flight requests finish (for at most `grace`), then returns.
+    pub async fn shutdown(self, grace: Duration) -> Result<()> {
+        self.handle.graceful_shutdown(Some(grace));
+        self.task
+            .await
+            .context("the webhook server task failed")?
+            .context("the webhook server failed")
+    }
+}
+
+/// Serves the webhook on `listener` with TLS from `certs`.
+pub fn start(
+    listener: std::net::TcpListener,
+    certs: Arc<CertStore>,
+    state: Arc<AppState>,
+    limits: &ConnectionLimits,
+) -> Result<RunningServer> {
+    let local_addr = listener
+        .local_addr()
+        .context("the listener has no address")?;
+    listener
+        .set_nonblocking(true)
+        .context("cannot make the listener non-blocking")?;
+    let config = RustlsConfig::from_config(tls::server_config(certs)?);
+    let handle = axum_server::Handle::new();
+    let mut server = axum_server::tls_rustls::from_tcp_rustls(listener, config)
+        .context("cannot serve on the listener")?
+        .map(|acceptor| {
+            acceptor
+                .handshake_timeout(limits.handshake_timeout)
+                .acceptor(NoDelayAcceptor::new())
+        })
+        .first_request_timeout(limits.first_request_timeout)
+        .accept_error_handler(|peer, err| {
+            tracing::debug!(peer = ?peer, error = %err, "connection not accepted");
+        })
+        .handle(handle.clone());
+    server
+        .http_builder()
+        .http1()
+        .keep_alive(true)
+        .header_read_timeout(Some(limits.idle_timeout));
+    server
+        .http_builder()
+        .http2()
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20))
+        .max_concurrent_streams(Some(256));
+    let app = router(state);
+    let task = tokio::spawn(server.serve(app.into_make_service()));
+    Ok(RunningServer {
+        local_addr,
+        handle,
+        task,
+    })
+}
+
+/// Binds a TCP listener with a message that names the address.
+pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_follow_the_webhook_timeout() {
+        assert_eq!(deadline(None), Duration::from_millis(7500));
+        assert_eq!(deadline(Some("timeout=4s")), Duration::from_secs(3));
+        assert_eq!(
+            deadline(Some("a=b&timeout=2s")),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(deadline(Some("timeout=5m")), Duration::from_millis(22500));
+        assert_eq!(deadline(Some("timeout=junk")), Duration::from_millis(7500));
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("10"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+}

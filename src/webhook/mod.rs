@@ -1,0 +1,14 @@
+//! The webhook shell: HTTPS, review decoding and answers, certificates, reloads, the admin port,
+//! metrics and the cluster facts the engine is given. The decisions are the core's.
+
+pub mod admin;
+pub mod configmaps;
+pub mod discovery;
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod reload;
+pub mod review;
+pub mod selfsigned;
+pub mod serve;
+pub mod tls;

@@ -1,0 +1,246 @@
+//! `pytune serve`: load the certificate and the policy, start the webhook and admin listeners and
+//! the reload loop, and drain on SIGTERM or SIGINT.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::core::engine::{Context, KubeVersion};
+use crate::webhook::configmaps::ConfigMapResolver;
+use crate::webhook::discovery;
+use crate::webhook::http::{self, AppState, ConnectionLimits, RunningServer};
+use crate::webhook::metrics::Metrics;
+use crate::webhook::reload::{self, PolicyStore};
+use crate::webhook::selfsigned;
+use crate::webhook::tls::{self, CertStore};
+
+/// Where the serving certificate comes from.
+#[derive(Debug, Clone)]
+pub enum TlsSource {
+    Files {
+        cert: PathBuf,
+        key: PathBuf,
+    },
+    /// A directory with (or for) `ca.crt`, `tls.crt` and `tls.key` for localhost.
+    SelfSigned(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub tls: TlsSource,
+    /// A policy file; the embedded default when absent.
+    pub policy: Option<PathBuf>,
+    pub kubernetes_version: Option<KubeVersion>,
+    /// Ask the API server for its version when in a cluster and `kubernetes_version` is unset.
+    pub discover_kubernetes_version: bool,
+    /// Look up the keys of `envFrom` ConfigMaps with the default Kubernetes client (in-cluster or
+    /// kubeconfig); see [`crate::webhook::configmaps`].
+    pub resolve_config_maps: bool,
+    /// The resolver to use; built from the default client by [`run`] when `resolve_config_maps`.
+    pub config_maps: Option<ConfigMapResolver>,
+    pub max_body_bytes: usize,
+    /// How often the certificate and policy files are checked for changes.
+    pub reload_interval: Duration,
+    pub limits: ConnectionLimits,
+    /// How long in-flight requests may take to finish once shutdown starts.
+    pub shutdown_grace: Duration,
+    /// How long to keep accepting (while reporting not ready) before draining.
+    pub shutdown_delay: Duration,
+}
+
+impl ServeOptions {
+    /// Defaults for everything but the certificate source.
+    pub fn new(tls: TlsSource) -> ServeOptions {
+        ServeOptions {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
+            admin_listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            tls,
+            policy: None,
+            kubernetes_version: None,
+            discover_kubernetes_version: true,
+            resolve_config_maps: false,
+            config_maps: None,
+            max_body_bytes: http::DEFAULT_MAX_BODY_BYTES,
+            reload_interval: Duration::from_secs(10),
+            limits: ConnectionLimits::default(),
+            shutdown_grace: Duration::from_secs(20),
+            shutdown_delay: Duration::ZERO,
+        }
+    }
+}
+
+/// A started webhook: its addresses, and the means to stop it.
+pub struct Serving {
+    state: Arc<AppState>,
+    webhook: RunningServer,
+    admin_addr: SocketAddr,
+    admin: JoinHandle<Result<()>>,
+    stop_admin: watch::Sender<bool>,
+    reloader: JoinHandle<()>,
+    shutdown_grace: Duration,
+    shutdown_delay: Duration,
+    /// Set with `--self-signed`: the CA clients should trust.
+    pub local_tls: Option<selfsigned::LocalTls>,
+}
+
+impl Serving {
+    pub fn webhook_addr(&self) -> SocketAddr {
+        self.webhook.local_addr()
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// Reports not ready, waits the shutdown delay, stops accepting, lets in-flight requests
+    /// finish, then stops the admin port.
+    pub async fn shutdown(self) -> Result<()> {
+        self.state.set_ready(false);
+        tracing::info!(
+            delay_s = self.shutdown_delay.as_secs_f64(),
+            grace_s = self.shutdown_grace.as_secs_f64(),
+            "shutting down"
+        );
+        tokio::time::sleep(self.shutdown_delay).await;
+        let drained = self.webhook.shutdown(self.shutdown_grace).await;
+        self.reloader.abort();
+        let _ = self.stop_admin.send(true);
+        let admin = self.admin.await.context("the admin task failed");
+        drained?;
+        admin??;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Loads everything and starts serving; fails before listening when the certificate or the
+/// policy cannot be loaded.
+pub fn start(options: ServeOptions) -> Result<Serving> {
+    tls::install_provider();
+    let (cert_path, key_path, local_tls) = match &options.tls {
+        TlsSource::Files { cert, key } => (cert.clone(), key.clone(), None),
+        TlsSource::SelfSigned(dir) => {
+            let local = selfsigned::ensure(dir)?;
+            (local.cert_path.clone(), local.key_path.clone(), Some(local))
+        }
+    };
+    let certs = Arc::new(CertStore::load(&cert_path, &key_path)?);
+    let policy = Arc::new(match &options.policy {
+        Some(path) => PolicyStore::load(path)?,
+        None => PolicyStore::embedded(),
+    });
+    let metrics = Arc::new(Metrics::new());
+    if let Some(expiry) = certs.expiry() {
+        metrics.set_certificate_expiry(expiry);
+    }
+    let context = Context {
+        kubernetes_version: options.kubernetes_version,
+        ..Context::default()
+    };
+    let mut state = AppState::new(policy.clone(), context, metrics.clone());
+    state.max_body_bytes = options.max_body_bytes;
+    state.config_maps = options.config_maps.clone();
+    let state = Arc::new(state);
+
+    let webhook_listener = http::bind(options.listen)?;
+    let admin_listener = http::bind(options.admin_listen)?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .context("the admin listener has no address")?;
+    let (stop_admin, mut admin_stopped) = watch::channel(false);
+    let admin = tokio::spawn(crate::webhook::admin::serve(
+        admin_listener,
+        state.clone(),
+        async move {
+            let _ = admin_stopped.wait_for(|stopped| *stopped).await;
+        },
+    ));
+    let reloader = reload::spawn(
+        certs.clone(),
+        policy.clone(),
+        metrics,
+        options.reload_interval,
+    );
+    let webhook = http::start(webhook_listener, certs, state.clone(), &options.limits)?;
+    state.set_ready(true);
+    tracing::info!(
+        listen = %webhook.local_addr(),
+        admin = %admin_addr,
+        policy_revision = %policy.current().revision,
+        kubernetes_version = options.kubernetes_version.map(|v| v.to_string()),
+        "serving"
+    );
+    Ok(Serving {
+        state,
+        webhook,
+        admin_addr,
+        admin,
+        stop_admin,
+        reloader,
+        shutdown_grace: options.shutdown_grace,
+        shutdown_delay: options.shutdown_delay,
+        local_tls,
+    })
+}
+
+/// Serves until SIGTERM or SIGINT, then drains.
+pub async fn run(mut options: ServeOptions) -> Result<()> {
+    tls::install_provider();
+    if options.kubernetes_version.is_none()
+        && options.discover_kubernetes_version
+        && discovery::in_cluster()
+    {
+        match discovery::in_cluster_version().await {
+            Ok(version) => {
+                tracing::info!(kubernetes_version = %version, "discovered the cluster's version");
+                options.kubernetes_version = Some(version);
+            }
+            Err(err) => tracing::warn!(
+                error = format!("{err:#}"),
+                "cannot discover the cluster's version; preStop uses the exec form"
+            ),
+        }
+    }
+    if options.resolve_config_maps && options.config_maps.is_none() {
+        // Without cluster access the webhook still serves: envFrom ConfigMaps stay unknown, and
+        // the engine's no-knowledge rules apply.
+        match kube::Client::try_default().await {
+            Ok(client) => {
+                options.config_maps = Some(ConfigMapResolver::new(client));
+                tracing::info!("envFrom ConfigMaps are looked up before planning");
+            }
+            Err(err) => tracing::warn!(
+                error = %err,
+                "no Kubernetes client for --resolve-config-maps; envFrom ConfigMaps count as unknown"
+            ),
+        }
+    }
+    let serving = start(options)?;
+    if let Some(local) = &serving.local_tls {
+        println!(
+            "CA certificate: {}\ncaBundle: {}",
+            local.ca_path.display(),
+            local.ca_bundle()
+        );
+    }
+    shutdown_signal().await?;
+    serving.shutdown().await
+}
+
+async fn shutdown_signal() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!(signal = "SIGTERM", "signal received"),
+        _ = interrupt.recv() => tracing::info!(signal = "SIGINT", "signal received"),
+    }
+    Ok(())
+}
