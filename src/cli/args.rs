@@ -21,6 +21,9 @@ pub enum Command {
     Mutate(MutateArgs),
     /// Report what pytune would change in manifests, and why, without changing them.
     Audit(AuditArgs),
+    /// Explain each value pytune adds to a Pod, or added to it earlier (read from its record),
+    /// with its reason. Takes manifests or Pods as `kubectl get pod -o yaml` prints them.
+    Explain(ExplainArgs),
     /// Print the effective policy (the embedded default merged with --policy) and its revision.
     Policy(PolicyArgs),
     /// Run the admission webhook over HTTPS (POST /mutate enforces, POST /audit reports), with
@@ -58,6 +61,22 @@ pub enum AuditFormat {
     Text,
     /// The stable JSON report (docs/audit.md).
     Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    /// Files, directories (every .yaml/.yml/.json below them) or - for stdin.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Policy file merged over the embedded default.
+    #[arg(long, env = "PYTUNE_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Kubernetes version of the target cluster (e.g. 1.31); picks the preStop form.
+    #[arg(long, env = "PYTUNE_KUBERNETES_VERSION", value_parser = parse_version)]
+    pub kubernetes_version: Option<crate::core::engine::KubeVersion>,
+    /// Text for people, or JSON (one object per Pod or pod template).
+    #[arg(long, short, value_enum, default_value_t = AuditFormat::Text)]
+    pub output: AuditFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

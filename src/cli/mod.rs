@@ -16,6 +16,7 @@ pub mod args;
 pub mod audit;
 pub mod cluster;
 mod cluster_audit;
+pub mod explain;
 pub mod inputs;
 pub mod manifests;
 pub mod mutate;
@@ -27,6 +28,7 @@ pub fn main() -> ExitCode {
         args::Command::Mutate(args) => run_mutate(args),
         args::Command::Policy(args) => run_policy(args),
         args::Command::Audit(args) => run_audit(args),
+        args::Command::Explain(args) => run_explain(args),
         args::Command::Serve(args) => run_serve(args),
     };
     match result {
@@ -151,4 +153,31 @@ fn run_audit(args: args::AuditArgs) -> Result<ExitCode> {
         read_errors.len(),
         args.exit_code,
     )))
+}
+
+fn run_explain(args: args::ExplainArgs) -> Result<ExitCode> {
+    let policy = load_policy(args.policy.as_deref())?;
+    let ctx = Context {
+        kubernetes_version: args.kubernetes_version,
+        ..Context::default()
+    };
+    let (inputs, mut errors) = inputs::read_inputs(&args.paths);
+    let (explanations, explain_errors) = explain::explain(&inputs, &policy, &ctx);
+    errors.extend(explain_errors);
+    let report = match args.output {
+        args::AuditFormat::Text => explain::render_text(&explanations),
+        args::AuditFormat::Json => {
+            let json = serde_json::json!({ "pods": explanations, "errors": errors });
+            format!("{json:#}\n")
+        }
+    };
+    write_stdout(&report)?;
+    for error in &errors {
+        eprintln!("error: {error}");
+    }
+    Ok(if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

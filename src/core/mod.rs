@@ -7,3 +7,4 @@ pub mod detect;
 pub mod engine;
 pub mod policy;
 pub mod quantity;
+pub mod record;

@@ -1,62 +1,73 @@
-//! Records what pytune added, and under which policy, in the Pod's annotations.
+//! Records on the Pod what pytune added (compactly, see [`crate::core::record`]) and under which
+//! policy revision, never pushing the Pod's annotations past what the API server accepts.
 
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::core::engine::directives::annotations;
-use crate::core::engine::{Feature, PatchValue, Planner};
+use crate::core::engine::{Feature, PatchValue, Planner, Warning};
+use crate::core::record::{self, Detail, TOTAL_ANNOTATIONS_LIMIT};
 
 pub fn plan(pod: &Pod, planner: &mut Planner) {
     if planner.changes.is_empty() {
         return;
     }
-    let existing = pod
-        .metadata
-        .annotations
-        .as_ref()
+    let existing = pod.metadata.annotations.as_ref();
+    let earlier = existing
         .and_then(|values| values.get(annotations::INJECTED))
-        .filter(|text| !text.trim().is_empty());
-    // One line per value, with its reason, appended to what earlier runs recorded.
-    let mut text =
-        String::with_capacity(existing.map_or(0, String::len) + 128 * planner.changes.len());
-    if let Some(existing) = existing {
-        text.push_str(existing.trim_end());
-    }
-    for change in &planner.changes {
-        if !text.is_empty() {
-            text.push('\n');
-        }
-        text.push_str(change.container.as_deref().unwrap_or("pod"));
-        text.push(' ');
-        text.push_str(&change.field);
-        text.push_str(": ");
-        text.push_str(&change.reason);
-    }
-    let injected = PatchValue::String(text);
-    let revision = PatchValue::from(planner.policy.revision.as_str());
-    let count = planner.changes.len();
+        .map(String::as_str);
+    // What the other annotations already take: the API server counts keys and values.
+    let others: usize = existing
+        .into_iter()
+        .flatten()
+        .filter(|(key, _)| *key != annotations::INJECTED && *key != annotations::POLICY_REVISION)
+        .map(|(key, value)| key.len() + value.len())
+        .sum();
+    let revision = planner.policy.revision.as_str();
+    let revision_size = annotations::POLICY_REVISION.len() + revision.len();
+    let room = TOTAL_ANNOTATIONS_LIMIT.saturating_sub(others);
 
-    let path = planner.builder.set(
-        &["metadata", "annotations", annotations::INJECTED],
-        injected.clone(),
-    );
-    planner.change(
-        None,
-        Feature::Record,
-        format!("annotations.{}", annotations::INJECTED),
-        path,
-        injected,
-        format!("records the {count} values added, one line each with its reason"),
-    );
+    let full = record::compose(earlier, &planner.changes);
+    let injected = [full, record::render(&planner.changes, Detail::Totals)]
+        .into_iter()
+        .find(|text| annotations::INJECTED.len() + text.len() + revision_size <= room);
+    let count = planner.changes.len();
+    match injected {
+        Some(text) => {
+            let value = PatchValue::String(text);
+            let path = planner.builder.set(
+                &["metadata", "annotations", annotations::INJECTED],
+                value.clone(),
+            );
+            planner.change(
+                None,
+                Feature::Record,
+                format!("annotations.{}", annotations::INJECTED),
+                path,
+                value,
+                format!("names the {count} values added (pytune explain gives the reasons)"),
+            );
+        }
+        None if revision_size > room => {
+            planner.warn(Warning::pod(
+                "annotations near the API server's 256 KiB limit: nothing recorded on the Pod",
+            ));
+            return;
+        }
+        None => planner.warn(Warning::pod(
+            "annotations near the API server's 256 KiB limit: only the policy revision recorded",
+        )),
+    }
+    let value = PatchValue::from(revision);
     let path = planner.builder.set(
         &["metadata", "annotations", annotations::POLICY_REVISION],
-        revision.clone(),
+        value.clone(),
     );
     planner.change(
         None,
         Feature::Record,
         format!("annotations.{}", annotations::POLICY_REVISION),
         path,
-        revision,
+        value,
         "the policy revision that made these changes",
     );
 }
