@@ -21,7 +21,7 @@ use crate::core::engine::{Context, Mode};
 use crate::webhook::configmaps::{self, ConfigMapResolver};
 use crate::webhook::metrics::{Metrics, mode_name};
 use crate::webhook::reload::PolicyStore;
-use crate::webhook::review::{self, Outcome, Verdict};
+use crate::webhook::review::{self, Answer, Outcome, Verdict};
 use crate::webhook::tls::{self, CertStore};
 
 /// The API server's own limit on a request body; a Pod cannot be bigger than this.
@@ -193,10 +193,10 @@ fn answered(state: &AppState, outcome: Outcome, started: Instant, deadline: Dura
     if elapsed > deadline {
         tracing::warn!(uid = %record.uid, latency_ms, "review took longer than its deadline");
     }
-    json_response(StatusCode::OK, body)
+    review_response(&record.uid, body)
 }
 
-/// A panic outside the engine (the engine's own are caught in `admission`): still allow, with the
+/// A panic outside the engine (the engine's own are caught in `review`): still allow, with the
 /// uid when it can be read.
 fn panicked(state: &AppState, mode: Mode, body: &Bytes) -> Response {
     #[derive(serde::Deserialize)]
@@ -218,21 +218,28 @@ fn panicked(state: &AppState, mode: Mode, body: &Bytes) -> Response {
         "review panicked"
     );
     let Some(uid) = uid else {
-        return text_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal error".to_string(),
-        );
+        return internal_error();
     };
-    let review = serde_json::json!({
-        "apiVersion": review::API_VERSION,
-        "kind": review::KIND,
-        "response": {
-            "uid": uid,
-            "allowed": true,
-            "warnings": ["pytune: Pod admitted unchanged because of an internal error; see the webhook's log"],
-        },
-    });
-    json_response(StatusCode::OK, review.to_string().into_bytes())
+    let answer = Answer::failed(uid);
+    review_response(&answer.uid, answer.to_review_json())
+}
+
+/// The answer's body, or HTTP 500 in the unexpected case that it cannot be serialized.
+fn review_response(uid: &str, body: serde_json::Result<Vec<u8>>) -> Response {
+    match body {
+        Ok(body) => json_response(StatusCode::OK, body),
+        Err(err) => {
+            tracing::error!(uid, error = %err, "cannot serialize the answer");
+            internal_error()
+        }
+    }
+}
+
+fn internal_error() -> Response {
+    text_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error".to_string(),
+    )
 }
 
 fn is_length_limit(err: &axum::Error) -> bool {
