@@ -464,4 +464,60 @@ mod tests {
         assert_eq!(parse_duration("10"), None);
         assert_eq!(parse_duration(""), None);
     }
+
+    /// The log line of each review, in JSON: one object with the fields operators filter on.
+    #[test]
+    fn a_review_is_logged_as_one_json_object() {
+        use crate::webhook::logging::tests::Captured;
+
+        let fixture = include_str!("../../tests/fixtures/apiserver-v1.36/pod-create-review.json");
+        let mut review: serde_json::Value = serde_json::from_str(fixture).expect("JSON");
+        let labels = &mut review["request"]["object"]["metadata"]["labels"];
+        labels["pytune.io/runtime"] = "python".into();
+        let patched = serde_json::to_vec(&review).expect("JSON");
+        review["request"]["object"]["spec"]["containers"] = "not a list".into();
+        let broken = serde_json::to_vec(&review).expect("JSON");
+
+        let state = AppState::new(
+            Arc::new(PolicyStore::embedded()),
+            Context::default(),
+            Arc::new(Metrics::new()),
+        );
+        let answer = |body: &[u8]| {
+            let policy = state.policy.current();
+            let outcome =
+                review::review(body, &policy, &state.context, Mode::Enforce).expect("a review");
+            let response = answered(&state, outcome, Instant::now(), DEFAULT_WEBHOOK_TIMEOUT);
+            assert_eq!(response.status(), StatusCode::OK);
+        };
+        let lines = Captured::json_lines(|| {
+            answer(&patched);
+            answer(&broken);
+        });
+        assert_eq!(lines.len(), 2, "{lines:#?}");
+
+        let line = &lines[0];
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["message"], "review");
+        assert_eq!(line["uid"], "936b7fbd-aa7f-4c7b-9350-aaf4d8e29331");
+        assert_eq!(line["namespace"], review["request"]["namespace"]);
+        assert!(line["pod"].as_str().is_some_and(|pod| !pod.is_empty()));
+        assert_eq!(line["mode"], "enforce");
+        assert_eq!(line["dry_run"], false);
+        assert_eq!(line["result"], "patched");
+        assert!(line["changes"].as_u64().is_some_and(|changes| changes > 0));
+        assert_eq!(line["warnings"], 0);
+        assert!(line["latency_ms"].is_number());
+        assert!(line["timestamp"].is_string());
+
+        let line = &lines[1];
+        assert_eq!(line["level"], "ERROR");
+        assert_eq!(line["result"], "error");
+        assert_eq!(line["uid"], "936b7fbd-aa7f-4c7b-9350-aaf4d8e29331");
+        assert!(
+            line["error"]
+                .as_str()
+                .is_some_and(|error| error.contains("Pod"))
+        );
+    }
 }
