@@ -6,5 +6,4 @@
 
 pub mod cli;
 pub mod core;
-pub mod json_text;
 pub mod webhook;

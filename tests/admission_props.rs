@@ -59,7 +59,8 @@ fn check(body: &[u8], expected_uid: Option<&str>) {
             if let Some(uid) = expected_uid {
                 assert_eq!(outcome.response.uid, uid);
             }
-            let json: Value = serde_json::from_slice(&outcome.to_json()).expect("JSON answer");
+            let body = outcome.to_json().expect("the answer serializes");
+            let json: Value = serde_json::from_slice(&body).expect("JSON answer");
             assert_eq!(json["response"]["allowed"], true);
             if mode == Mode::Audit || outcome.record.verdict != Verdict::Patched {
                 assert!(json["response"].get("patch").is_none());
@@ -110,7 +111,7 @@ proptest! {
         let outcome = review::review(&body, &Policy::embedded(), &Context::default(), Mode::Enforce)
             .expect("answered");
         let patch: json_patch::Patch =
-            serde_json::from_slice(outcome.response.patch.as_deref().unwrap_or(b"[]")).expect("patch");
+            serde_json::from_slice(outcome.response.patch_bytes().unwrap_or(b"[]")).expect("patch");
         let mut object = review["request"]["object"].clone();
         json_patch::patch(&mut object, &patch).expect("the patch applies");
     }

@@ -182,7 +182,7 @@ pub struct ServeArgs {
     #[arg(long, env = "PYTUNE_MAX_BODY_BYTES", default_value_t = crate::webhook::http::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
     /// How often the certificate and policy files are checked for changes.
-    #[arg(long, env = "PYTUNE_RELOAD_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "PYTUNE_RELOAD_INTERVAL", default_value = "10s", value_parser = parse_interval)]
     pub reload_interval: std::time::Duration,
     /// Closes connections that send no request head for this long (also the keep-alive idle
     /// timeout; keep it above the API server's 90s).
@@ -198,5 +198,59 @@ pub struct ServeArgs {
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     crate::webhook::http::parse_duration(text)
-        .ok_or_else(|| format!("{text:?} is not a duration like 10s, 500ms or 2m"))
+        .map_err(|reason| format!("{text:?} is not a duration like 10s, 500ms or 1m30s: {reason}"))
+}
+
+/// A duration to repeat something at: zero would never wait.
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    match parse_duration(text)? {
+        interval if interval.is_zero() => Err(format!(
+            "{text:?} is not an interval: it must be longer than zero, like 10s"
+        )),
+        interval => Ok(interval),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    fn serve(flags: &[&str]) -> Result<ServeArgs, String> {
+        let args = ["pytune", "serve", "--self-signed", "certs"]
+            .iter()
+            .chain(flags);
+        match Cli::try_parse_from(args)
+            .map_err(|err| err.to_string())?
+            .command
+        {
+            Command::Serve(args) => Ok(args),
+            other => Err(format!("not serve: {other:?}")),
+        }
+    }
+
+    #[test]
+    fn duration_flags_take_go_durations() {
+        let args = serve(&["--reload-interval", "1m30s", "--shutdown-grace", "1.5s"])
+            .expect("valid flags");
+        assert_eq!(args.reload_interval, std::time::Duration::from_secs(90));
+        assert_eq!(args.shutdown_grace, std::time::Duration::from_millis(1500));
+        assert_eq!(args.shutdown_delay, std::time::Duration::ZERO);
+    }
+
+    #[test]
+    fn bad_durations_say_what_a_duration_looks_like() {
+        for (flag, value) in [
+            ("--reload-interval", "10"),
+            ("--idle-timeout", "2 minutes"),
+            ("--shutdown-grace", "-5s"),
+        ] {
+            let err = serve(&[&format!("{flag}={value}")]).expect_err("invalid");
+            assert!(err.contains("is not a duration like 10s"), "{err}");
+            assert!(err.contains(flag), "{err}");
+        }
+        let err = serve(&["--reload-interval", "0s"]).expect_err("invalid");
+        assert!(err.contains("longer than zero"), "{err}");
+    }
 }

@@ -21,7 +21,7 @@ use crate::core::engine::{Context, Mode};
 use crate::webhook::configmaps::{self, ConfigMapResolver};
 use crate::webhook::metrics::{Metrics, mode_name};
 use crate::webhook::reload::PolicyStore;
-use crate::webhook::review::{self, Outcome, Verdict};
+use crate::webhook::review::{self, Answer, Outcome, Verdict};
 use crate::webhook::tls::{self, CertStore};
 
 /// The API server's own limit on a request body; a Pod cannot be bigger than this.
@@ -193,10 +193,10 @@ fn answered(state: &AppState, outcome: Outcome, started: Instant, deadline: Dura
     if elapsed > deadline {
         tracing::warn!(uid = %record.uid, latency_ms, "review took longer than its deadline");
     }
-    json_response(StatusCode::OK, body)
+    review_response(&record.uid, body)
 }
 
-/// A panic outside the engine (the engine's own are caught in `admission`): still allow, with the
+/// A panic outside the engine (the engine's own are caught in `review`): still allow, with the
 /// uid when it can be read.
 fn panicked(state: &AppState, mode: Mode, body: &Bytes) -> Response {
     #[derive(serde::Deserialize)]
@@ -218,21 +218,28 @@ fn panicked(state: &AppState, mode: Mode, body: &Bytes) -> Response {
         "review panicked"
     );
     let Some(uid) = uid else {
-        return text_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal error".to_string(),
-        );
+        return internal_error();
     };
-    let review = serde_json::json!({
-        "apiVersion": review::API_VERSION,
-        "kind": review::KIND,
-        "response": {
-            "uid": uid,
-            "allowed": true,
-            "warnings": ["pytune: Pod admitted unchanged because of an internal error; see the webhook's log"],
-        },
-    });
-    json_response(StatusCode::OK, review.to_string().into_bytes())
+    let answer = Answer::failed(uid);
+    review_response(&answer.uid, answer.to_review_json())
+}
+
+/// The answer's body, or HTTP 500 in the unexpected case that it cannot be serialized.
+fn review_response(uid: &str, body: serde_json::Result<Vec<u8>>) -> Response {
+    match body {
+        Ok(body) => json_response(StatusCode::OK, body),
+        Err(err) => {
+            tracing::error!(uid, error = %err, "cannot serialize the answer");
+            internal_error()
+        }
+    }
+}
+
+fn internal_error() -> Response {
+    text_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error".to_string(),
+    )
 }
 
 fn is_length_limit(err: &axum::Error) -> bool {
@@ -303,42 +310,34 @@ pub fn deadline(query: Option<&str>) -> Duration {
         .into_iter()
         .flat_map(|query| query.split('&'))
         .find_map(|pair| pair.strip_prefix("timeout="))
-        .and_then(parse_duration)
+        .and_then(|text| parse_duration(text).ok())
         .filter(|timeout| !timeout.is_zero())
         .unwrap_or(DEFAULT_WEBHOOK_TIMEOUT)
         .min(MAX_WEBHOOK_TIMEOUT);
     timeout * 3 / 4
 }
 
-/// A Go-style duration: `10s`, `500ms`, `1m30s`, `1.5s`.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return None;
+/// The longest duration text read. Real ones are a few characters; the bound keeps kube's parser,
+/// which panics past `u64::MAX` seconds, clear of that: 16 characters say less than 10^15 hours.
+const MAX_DURATION_CHARS: usize = 16;
+
+/// A Go duration, as the API server writes `?timeout=` and the CLI's flags take them: `10s`,
+/// `500ms`, `1m30s`, `1.5s`. Read by kube's `Duration`; `Err` says why not. Signs are refused:
+/// no duration pytune reads is negative, and kube panics on a sign inside the text.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("it is empty".to_string());
     }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number: f64 = rest.get(..number_len)?.parse().ok()?;
-        rest = rest.get(number_len..)?;
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match rest.get(..unit_len)? {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 1e-3,
-            "us" | "µs" => 1e-6,
-            "ns" => 1e-9,
-            _ => return None,
-        };
-        rest = rest.get(unit_len..)?;
-        total += number * scale;
+    if text.chars().count() > MAX_DURATION_CHARS {
+        return Err(format!("it is longer than {MAX_DURATION_CHARS} characters"));
     }
-    Duration::try_from_secs_f64(total).ok()
+    if text.contains(['+', '-']) {
+        return Err("it has a sign".to_string());
+    }
+    text.parse::<kube::core::Duration>()
+        .map(Duration::from)
+        .map_err(|err| err.to_string())
 }
 
 /// Connection-level limits of the webhook listener.
@@ -451,10 +450,96 @@ mod tests {
         );
         assert_eq!(deadline(Some("timeout=5m")), Duration::from_millis(22500));
         assert_eq!(deadline(Some("timeout=junk")), Duration::from_millis(7500));
-        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("10"), None);
-        assert_eq!(parse_duration(""), None);
+        assert_eq!(deadline(Some("timeout=0s")), Duration::from_millis(7500));
+        assert_eq!(deadline(Some("timeout=-5s")), Duration::from_millis(7500));
+    }
+
+    #[test]
+    fn durations_are_go_durations() {
+        let parsed = |text: &str| parse_duration(text).ok();
+        assert_eq!(parsed("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parsed("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parsed("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parsed(" 2h "), Some(Duration::from_secs(7200)));
+        assert_eq!(parsed("5µs"), Some(Duration::from_micros(5)));
+        assert_eq!(parsed("0s"), Some(Duration::ZERO));
+        for bad in ["10", "", "  ", "s", "5x", "1.5.5s", "-5s", "1s-5s", "+5s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        assert!(
+            parse_duration("10")
+                .is_err_and(|reason| reason.contains("unit") && reason.contains("'ms'"))
+        );
+        assert!(parse_duration("99999999999999999h").is_err());
+        // The longest text read, and the largest value it can say.
+        assert!(parse_duration("999999999999999h").is_ok());
+    }
+
+    /// The log line of each review, in JSON: one object with the fields operators filter on.
+    #[test]
+    fn a_review_is_logged_as_one_json_object() {
+        use crate::webhook::logging::tests::Captured;
+
+        let fixture = include_str!("../../tests/fixtures/apiserver-v1.36/pod-create-review.json");
+        let mut review: serde_json::Value = serde_json::from_str(fixture).expect("JSON");
+        let labels = &mut review["request"]["object"]["metadata"]["labels"];
+        labels["pytune.io/runtime"] = "python".into();
+        let patched = serde_json::to_vec(&review).expect("JSON");
+        review["request"]["object"]["spec"]["containers"] = "not a list".into();
+        let broken = serde_json::to_vec(&review).expect("JSON");
+
+        let state = AppState::new(
+            Arc::new(PolicyStore::embedded()),
+            Context::default(),
+            Arc::new(Metrics::new()),
+        );
+        let answer = |body: &[u8]| {
+            let policy = state.policy.current();
+            let outcome =
+                review::review(body, &policy, &state.context, Mode::Enforce).expect("a review");
+            let response = answered(&state, outcome, Instant::now(), DEFAULT_WEBHOOK_TIMEOUT);
+            assert_eq!(response.status(), StatusCode::OK);
+        };
+        let lines = Captured::json_lines(|| {
+            answer(&patched);
+            answer(&broken);
+        });
+        assert_eq!(lines.len(), 2, "{lines:#?}");
+
+        let line = &lines[0];
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["message"], "review");
+        assert_eq!(line["uid"], "936b7fbd-aa7f-4c7b-9350-aaf4d8e29331");
+        assert_eq!(line["namespace"], review["request"]["namespace"]);
+        assert!(line["pod"].as_str().is_some_and(|pod| !pod.is_empty()));
+        assert_eq!(line["mode"], "enforce");
+        assert_eq!(line["dry_run"], false);
+        assert_eq!(line["result"], "patched");
+        assert!(line["changes"].as_u64().is_some_and(|changes| changes > 0));
+        assert_eq!(line["warnings"], 0);
+        assert!(line["latency_ms"].is_number());
+        assert!(line["timestamp"].is_string());
+
+        let line = &lines[1];
+        assert_eq!(line["level"], "ERROR");
+        assert_eq!(line["result"], "error");
+        assert_eq!(line["uid"], "936b7fbd-aa7f-4c7b-9350-aaf4d8e29331");
+        assert!(
+            line["error"]
+                .as_str()
+                .is_some_and(|error| error.contains("Pod"))
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever the text, an answer and no panic (kube's parser panics on overflow and signs).
+        #[test]
+        fn any_duration_text_is_answered(
+            text in "[-+ ]?([0-9.]{0,20}(h|m|s|ms|us|µs|ns|x)?){0,4}",
+            other in proptest::prelude::any::<String>(),
+        ) {
+            let _ = parse_duration(&text);
+            let _ = parse_duration(&other);
+        }
     }
 }

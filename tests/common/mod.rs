@@ -330,19 +330,14 @@ pub fn bytes(review: &Value) -> Vec<u8> {
     serde_json::to_vec(review).expect("JSON")
 }
 
-/// The patch of a response: kube's array of bytes or the API server's base64 string.
+/// The patch of a response, a base64 string as the API server documents it.
 pub fn patch_of(response: &Value) -> Option<json_patch::Patch> {
+    use base64::Engine as _;
     let patch = response["response"].get("patch")?;
-    let bytes: Vec<u8> = match patch {
-        Value::Array(_) => serde_json::from_value(patch.clone()).expect("array of bytes"),
-        Value::String(text) => {
-            use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD
-                .decode(text)
-                .expect("base64")
-        }
-        other => panic!("unexpected patch {other}"),
-    };
+    let text = patch.as_str().expect("the patch is a base64 string");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .expect("base64");
     Some(serde_json::from_slice(&bytes).expect("JSON patch"))
 }
 

@@ -1,4 +1,4 @@
-//! Admission: request bytes → `AdmissionReview` envelope and Pod → engine → `AdmissionResponse`.
+//! Admission: request bytes → `AdmissionReview` envelope and Pod → engine → [`Answer`].
 //!
 //! No HTTP here. The body is read in one pass (`envelope`): the request's uid, so every answer can
 //! carry it, and the parts of the Pod the engine reads; the engine's patch targets the JSON as
@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::core::admission::{AdmissionResponse, Operation};
+use kube::core::admission::Operation;
 use thiserror::Error;
 
 use crate::core::engine::{
@@ -17,9 +17,10 @@ use crate::core::engine::{
 };
 use crate::core::policy::Policy;
 
+mod answer;
 mod envelope;
-mod patch_json;
-mod wire;
+
+pub use answer::{Answer, JsonPatch};
 
 /// The only review version pytune answers.
 pub const API_VERSION: &str = "admission.k8s.io/v1";
@@ -111,14 +112,14 @@ impl Record {
 /// The answer to one review.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    pub response: AdmissionResponse,
+    pub response: Answer,
     pub record: Record,
 }
 
 impl Outcome {
-    /// The response body: an `AdmissionReview` holding the response (see `wire.rs`).
-    pub fn to_json(&self) -> Vec<u8> {
-        wire::review_body(&self.response)
+    /// The response body: an `AdmissionReview` holding the response.
+    pub fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        self.response.to_review_json()
     }
 }
 
@@ -221,28 +222,28 @@ pub fn answer(parsed: Parsed, policy: &Policy, ctx: &Context, mode: Mode) -> Out
         mut record,
     } = parsed;
     record.mode = mode;
-    let response = allowing(&record.uid);
     let pod = match subject {
         Subject::Pod(pod) => pod,
         Subject::Skip(reason) => {
             record.detail = Some(reason);
+            let response = Answer::allowing(record.uid.clone());
             return Outcome { response, record };
         }
-        Subject::Unreadable(detail) => return failed(response, record, detail),
+        Subject::Unreadable(detail) => return failed(record, detail),
     };
     let ctx = Context {
         mode,
         ..ctx.clone()
     };
     match catch_unwind(AssertUnwindSafe(|| engine::plan_pod(&pod, policy, &ctx))) {
-        Ok(plan) => answer_plan(response, record, plan, mode),
+        Ok(plan) => answer_plan(record, plan, mode),
         Err(panic) => {
             let what = panic
                 .downcast_ref::<&str>()
                 .map(|text| text.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_string());
-            failed(response, record, format!("the engine panicked: {what}"))
+            failed(record, format!("the engine panicked: {what}"))
         }
     }
 }
@@ -266,12 +267,7 @@ fn skip_reason(request: &envelope::RequestView) -> Option<String> {
     None
 }
 
-fn answer_plan(
-    mut response: AdmissionResponse,
-    mut record: Record,
-    plan: Plan,
-    mode: Mode,
-) -> Outcome {
+fn answer_plan(mut record: Record, plan: Plan, mode: Mode) -> Outcome {
     let mut warnings = plan.warning_texts();
     match &plan.decision {
         Decision::Selected => {}
@@ -288,23 +284,12 @@ fn answer_plan(
         (Decision::Selected, false, Mode::Audit) => Verdict::Audited,
         (Decision::Selected, false, Mode::Enforce) => Verdict::Patched,
     };
+    let mut response = Answer::allowing(record.uid.clone());
     match record.verdict {
-        // kube's `with_patch` sets the patch type; the bytes come from the faster writer.
-        Verdict::Patched => {
-            let patched = response
-                .with_patch(json_patch::Patch(Vec::new()))
-                .map(|mut patched| {
-                    patched.patch = Some(patch_json::to_vec(&plan.patch));
-                    patched
-                });
-            response = match patched {
-                Ok(patched) => patched,
-                Err(err) => {
-                    let detail = format!("cannot serialize the patch: {err}");
-                    return failed(allowing(&record.uid), record, detail);
-                }
-            };
-        }
+        Verdict::Patched => match serde_json::to_vec(&plan.patch) {
+            Ok(patch) => response = response.with_patch(patch),
+            Err(err) => return failed(record, format!("cannot serialize the patch: {err}")),
+        },
         Verdict::Audited => warnings.extend(audit_warnings(&plan.changes)),
         _ => {}
     }
@@ -341,27 +326,13 @@ pub fn audit_warnings(changes: &[engine::Change]) -> Vec<String> {
 }
 
 /// Never block: allow unchanged, say so in a warning, keep the detail for the error log.
-/// Callers pass a response without a patch (and so without a patch type).
-fn failed(mut response: AdmissionResponse, mut record: Record, detail: String) -> Outcome {
-    response.allowed = true;
-    response.warnings = Some(vec![
-        "pytune: Pod admitted unchanged because of an internal error; see the webhook's log"
-            .to_string(),
-    ]);
+fn failed(mut record: Record, detail: String) -> Outcome {
+    let response = Answer::failed(record.uid.clone());
     record.verdict = Verdict::Error;
     record.detail = Some(detail);
     record.changes.clear();
     record.warnings = 1;
     Outcome { response, record }
-}
-
-/// An allowing response for `uid`, without a patch.
-fn allowing(uid: &str) -> AdmissionResponse {
-    let mut response = AdmissionResponse::invalid("");
-    response.uid = uid.to_string();
-    response.allowed = true;
-    response.result = Default::default();
-    response
 }
 
 #[cfg(test)]

@@ -20,7 +20,8 @@ fn run(body: &[u8], mode: Mode) -> Outcome {
 }
 
 fn response_json(outcome: &Outcome) -> Value {
-    serde_json::from_slice(&outcome.to_json()).expect("response is JSON")
+    let body = outcome.to_json().expect("the answer serializes");
+    serde_json::from_slice(&body).expect("response is JSON")
 }
 
 fn decoded_patch(response: &Value) -> json_patch::Patch {

@@ -5,14 +5,17 @@ use std::borrow::Cow;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation};
 use k8s_openapi::api::core::v1::Pod;
+use serde::Serialize;
 
 mod presence;
 mod value;
 
 pub use value::PatchValue;
 
-/// One operation of the patch: an RFC 6902 `add`, the only operation pytune makes.
-#[derive(Debug, Clone, PartialEq)]
+/// One operation of the patch: an RFC 6902 `add`, the only operation pytune makes. Serializes as
+/// `{"op":"add","path":…,"value":…}`, as `json_patch` writes the same operation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "op", rename = "add")]
 pub struct Addition {
     pub path: PointerBuf,
     pub value: PatchValue,
@@ -386,6 +389,36 @@ mod tests {
         assert_eq!(
             patched["spec"]["containers"][1]["env"],
             json!([{"name": "X"}, {"name": "C"}, {"name": "D"}])
+        );
+    }
+
+    #[test]
+    fn additions_serialize_as_json_patch_serializes_them() {
+        let add = |path: &str, value: PatchValue| Addition {
+            path: PointerBuf::parse(path).expect("a pointer"),
+            value,
+        };
+        let env = |name: &str, value: &str| {
+            PatchValue::object([("name", name.into()), ("value", value.into())])
+        };
+        let additions = vec![
+            add(
+                "/metadata/annotations/a~1b",
+                "line one\nline \"two\" \\ tab\t\u{1}".into(),
+            ),
+            add(
+                "/spec/containers/0/env",
+                PatchValue::Array(vec![env("X", "1"), env("Y", "ü—€")]),
+            ),
+            add("/spec/terminationGracePeriodSeconds", 40.into()),
+            add(
+                "/x",
+                PatchValue::object([("a", (-3).into()), ("b", PatchValue::Array(Vec::new()))]),
+            ),
+        ];
+        assert_eq!(
+            serde_json::to_string(&additions).expect("serializes"),
+            serde_json::to_string(&json_patch(&additions)).expect("serializes")
         );
     }
 

@@ -1,15 +1,13 @@
 //! The values pytune adds to a Pod. They are few and small, and they are built for every review:
 //! as `serde_json::Value`s, each object was an ordered map hashing its keys (the CLI needs
 //! serde_json's `preserve_order`), which made building them most of the engine's cost. These keep
-//! members in a list, in the order they were added, and write the same JSON.
+//! members in a list, in the order they were added, and serialize to the same JSON.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::Value;
-
-use crate::json_text::write_str;
 
 /// A JSON value pytune adds: only the kinds the rules produce.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,38 +85,6 @@ impl PatchValue {
             ),
         }
     }
-
-    /// Appends the value's compact JSON, as serde_json writes it.
-    pub fn write_json(&self, out: &mut Vec<u8>) {
-        match self {
-            PatchValue::String(text) => write_str(out, text),
-            PatchValue::Integer(number) => {
-                out.extend_from_slice(itoa::Buffer::new().format(*number).as_bytes())
-            }
-            PatchValue::Array(items) => {
-                out.push(b'[');
-                for (index, item) in items.iter().enumerate() {
-                    if index > 0 {
-                        out.push(b',');
-                    }
-                    item.write_json(out);
-                }
-                out.push(b']');
-            }
-            PatchValue::Object(members) => {
-                out.push(b'{');
-                for (index, (key, value)) in members.iter().enumerate() {
-                    if index > 0 {
-                        out.push(b',');
-                    }
-                    write_str(out, key);
-                    out.push(b':');
-                    value.write_json(out);
-                }
-                out.push(b'}');
-            }
-        }
-    }
 }
 
 impl From<String> for PatchValue {
@@ -183,9 +149,9 @@ impl Serialize for PatchValue {
 /// Compact JSON, as `serde_json::Value` displays.
 impl fmt::Display for PatchValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = Vec::new();
-        self.write_json(&mut out);
-        f.write_str(&String::from_utf8_lossy(&out))
+        // Serializing fails only for maps with non-string keys or a failing `Serialize`; neither here.
+        let json = serde_json::to_string(self).map_err(|_| fmt::Error)?;
+        f.write_str(&json)
     }
 }
 
@@ -216,16 +182,14 @@ mod tests {
     }
 
     proptest! {
-        /// Written, serialized, displayed and converted, it is the JSON serde_json writes for
-        /// the same value, members in the order they were added.
+        /// Serialized and displayed, it is the JSON serde_json writes for the equivalent
+        /// `serde_json::Value`, members in the order they were added.
         #[test]
-        fn writes_what_serde_json_writes(value in values()) {
+        fn serializes_as_the_equivalent_json_value(value in values()) {
             let tree = value.to_json();
             let expected = serde_json::to_string(&tree).expect("JSON");
-            let mut written = Vec::new();
-            value.write_json(&mut written);
-            prop_assert_eq!(String::from_utf8(written).expect("UTF-8"), expected.clone());
             prop_assert_eq!(serde_json::to_string(&value).expect("JSON"), expected.clone());
+            prop_assert_eq!(serde_json::to_value(&value).expect("JSON"), tree);
             prop_assert_eq!(value.to_string(), expected);
         }
     }
