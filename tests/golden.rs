@@ -1,17 +1,86 @@
-//! Golden fixtures for the engine: each directory under `tests/golden/` holds an input Pod
-//! (`pod.yaml`), optionally a policy overlay (`policy.yaml`) and a context (`context.yaml`), and the
-//! expected result (`expected.yaml`: the plan, the patch and the mutated Pod).
+//! Golden cases of the engine, one test per directory under `tests/golden/`, named after it.
 //!
-//! `PYTUNE_BLESS=1 cargo test --test golden` rewrites the expected files; review the diff.
+//! A case is a directory holding:
+//!
+//! - `pod.yaml`: the Pod as the API server would send it;
+//! - `policy.yaml` (optional): a policy overlay, else the embedded policy;
+//! - `context.yaml` (optional): `kubernetesVersion: "1.33"` and `configMaps: {name: [keys]}`;
+//! - `expected.yaml`: what pytune makes of it, in this order: the `decision`; the target
+//!   `containers` (name: profile (why); the server detected and its evidence); the `changes`, one
+//!   line each, `<container or pod> <field> = <value>: <reason>` (long values cut, never the
+//!   reason); the `notes` and `warnings` users see, when there are any; the `patch` size
+//!   (`<N> operations, <B> bytes` of compact JSON); and the mutated `pod` in full.
+//!
+//! Every case also checks that the patch applies to the Pod; that it only adds paths the Pod lacked
+//! (but for the few values the engine rewrites by design, see `may_replace`); that the mutated Pod
+//! still decodes as a Kubernetes `Pod`; that a second run on it adds nothing; and that every warning
+//! fits the API server's limit.
+//!
+//! To add a case, make a directory with its `pod.yaml` (and `policy.yaml`, `context.yaml` if it
+//! needs them), then write its `expected.yaml` with `PYTUNE_BLESS=1 cargo test --test golden`. The
+//! same command rewrites every expected file after a deliberate change (a name after it, only the
+//! matching cases); review the diff before committing.
+//!
+//! `cargo test --test golden server-uvicorn` runs the cases whose name contains `server-uvicorn`,
+//! `-- --exact server-uvicorn` that one only; `cargo nextest run --test golden` runs each as its own
+//! test too. On a mismatch the failure shows a short diff and writes the whole result to
+//! `actual.yaml.new` beside the case (git-ignored).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use k8s_openapi::api::core::v1::Pod;
+use libtest_mimic::{Arguments, Failed, Trial};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use pytune::core::engine::{self, Context, KubeVersion};
+use pytune::core::detect::Libc;
+use pytune::core::engine::{
+    self, Change, Context, Decision, KubeVersion, Note, Plan, TargetContainer, annotations,
+};
 use pytune::core::policy::Policy;
+
+/// A displayed value longer than this (or spanning lines) is cut; the Pod shows it whole.
+const MAX_VALUE_CHARS: usize = 60;
+/// Lines of diff shown in a failure; `actual.yaml.new` holds the rest.
+const MAX_DIFF_LINES: usize = 60;
+
+fn main() {
+    let args = Arguments::from_args();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let cases = case_dirs(&root);
+    assert!(
+        cases.len() >= 15,
+        "golden cases missing under {}: found {}",
+        root.display(),
+        cases.len()
+    );
+    let trials = cases
+        .into_iter()
+        .map(|dir| {
+            let name = dir
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            Trial::test(name, move || run_case(&dir).map_err(Failed::from))
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
+
+/// Every directory under `root` is a case (one without `pod.yaml` fails rather than vanish).
+fn case_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
+        .unwrap_or_else(|err| panic!("{}: {err}", root.display()))
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -21,47 +90,56 @@ struct ContextFile {
     config_maps: BTreeMap<String, BTreeSet<String>>,
 }
 
-fn read_yaml(path: &Path) -> Option<Value> {
-    let text = std::fs::read_to_string(path).ok()?;
-    Some(serde_saphyr::from_str(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display())))
+fn read_yaml(path: &Path) -> Result<Option<Value>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_saphyr::from_str(&text)
+            .map(Some)
+            .map_err(|err| format!("{}: {err}", path.display())),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(format!("{}: {err}", path.display())),
+    }
 }
 
-fn case_dirs() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
-        .expect("tests/golden exists")
-        .flatten()
-        .map(|entry| entry.path())
-        .filter(|path| path.join("pod.yaml").is_file())
-        .collect();
-    dirs.sort();
-    dirs
+fn load_context(dir: &Path) -> Result<Context, String> {
+    let context: ContextFile = match read_yaml(&dir.join("context.yaml"))? {
+        Some(value) => {
+            serde_json::from_value(value).map_err(|err| format!("context.yaml: {err}"))?
+        }
+        None => ContextFile::default(),
+    };
+    let kubernetes_version = match context.kubernetes_version.as_deref() {
+        Some(text) => Some(
+            KubeVersion::parse(text)
+                .ok_or_else(|| format!("context.yaml: kubernetesVersion {text:?}"))?,
+        ),
+        None => None,
+    };
+    Ok(Context {
+        kubernetes_version,
+        config_map_keys: context.config_maps,
+        ..Context::default()
+    })
 }
 
 fn run_case(dir: &Path) -> Result<(), String> {
-    let pod = read_yaml(&dir.join("pod.yaml")).expect("pod.yaml");
+    let pod = read_yaml(&dir.join("pod.yaml"))?.ok_or("pod.yaml missing")?;
     let policy = match std::fs::read_to_string(dir.join("policy.yaml")) {
         Ok(text) => Policy::from_yaml(&text).map_err(|err| format!("policy.yaml: {err}"))?,
-        Err(_) => Policy::embedded(),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Policy::embedded(),
+        Err(err) => return Err(format!("policy.yaml: {err}")),
     };
-    let context: ContextFile = read_yaml(&dir.join("context.yaml"))
-        .map(|value| serde_json::from_value(value).expect("context.yaml fields"))
-        .unwrap_or_default();
-    let ctx = Context {
-        kubernetes_version: context
-            .kubernetes_version
-            .as_deref()
-            .map(|text| KubeVersion::parse(text).expect("context kubernetesVersion")),
-        config_map_keys: context.config_maps,
-        ..Context::default()
-    };
+    let ctx = load_context(dir)?;
 
     let plan = engine::plan(&pod, &policy, &ctx).map_err(|err| err.to_string())?;
+    let patch = plan.json_patch();
+    let patch_json = serde_json::to_value(&patch).expect("patch serializes");
+    only_adds_absent_paths(&pod, &patch_json)?;
     let mut mutated = pod.clone();
-    json_patch::patch(&mut mutated, &plan.json_patch())
-        .map_err(|err| format!("patch fails: {err}"))?;
+    json_patch::patch(&mut mutated, &patch).map_err(|err| format!("patch fails: {err}"))?;
+    serde_path_to_error::deserialize::<_, Pod>(&mutated)
+        .map_err(|err| format!("mutated Pod does not decode as a Pod: {err}"))?;
 
-    // Every golden case is also an idempotence check: the engine on its own output adds nothing.
+    // The engine on its own output adds nothing.
     let again = engine::plan(&mutated, &policy, &ctx).map_err(|err| err.to_string())?;
     if !again.is_empty() {
         return Err(format!(
@@ -71,63 +149,194 @@ fn run_case(dir: &Path) -> Result<(), String> {
     }
     for warning in plan.warning_texts() {
         if warning.chars().count() > engine::MAX_WARNING_CHARS {
-            return Err(format!("warning longer than 120 characters: {warning}"));
+            return Err(format!(
+                "warning longer than {} characters: {warning}",
+                engine::MAX_WARNING_CHARS
+            ));
         }
     }
 
-    let mut plan_json = serde_json::to_value(&plan).expect("plan serializes");
-    // The record annotation is long and repeats the reasons; the patch and pod below show it.
-    if let Some(changes) = plan_json.get_mut("changes").and_then(Value::as_array_mut) {
-        changes.retain(|change| change["feature"] != "record");
-    }
-    let actual = json!({
-        "plan": plan_json,
-        "warnings": plan.warning_texts(),
-        "patch": serde_json::to_value(plan.json_patch()).expect("patch serializes"),
-        "pod": mutated,
-    });
-    let actual_yaml = serde_saphyr::to_string(&actual).expect("render yaml");
-    let expected_path = dir.join("expected.yaml");
-    if std::env::var_os("PYTUNE_BLESS").is_some() {
-        std::fs::write(&expected_path, &actual_yaml).expect("write expected.yaml");
-        return Ok(());
-    }
-    let expected = read_yaml(&expected_path).ok_or_else(|| {
-        "expected.yaml missing: run with PYTUNE_BLESS=1 and review it".to_string()
-    })?;
-    if expected != actual {
-        let scratch = dir.join("actual.yaml.new");
-        let _ = std::fs::write(&scratch, &actual_yaml);
-        return Err(format!(
-            "result differs from expected.yaml (actual written to {})",
-            scratch.display()
-        ));
+    let actual = render(&plan, &patch_json, &mutated);
+    compare(dir, &actual)
+}
+
+/// The patch changes nothing the Pod had: every operation is an `add` to a path absent from it.
+fn only_adds_absent_paths(pod: &Value, patch: &Value) -> Result<(), String> {
+    for operation in patch.as_array().into_iter().flatten() {
+        let op = operation["op"].as_str().unwrap_or_default();
+        let path = operation["path"].as_str().unwrap_or_default();
+        if op != "add" {
+            return Err(format!(
+                "patch has a {op} operation at {path}: only add is allowed"
+            ));
+        }
+        if let Some(old) = pod.pointer(path)
+            && !may_replace(path, old)
+        {
+            return Err(format!(
+                "patch adds {path}, which the Pod already has: {old}"
+            ));
+        }
     }
     Ok(())
 }
 
-#[test]
-fn golden_cases() {
-    let dirs = case_dirs();
-    assert!(
-        dirs.len() >= 15,
-        "golden cases missing: found {}",
-        dirs.len()
+/// The values the engine rewrites by design, none of them set by a user.
+fn may_replace(path: &str, old: &Value) -> bool {
+    let record = |key: &str| {
+        let token = key.replace('~', "~0").replace('/', "~1");
+        format!("/metadata/annotations/{token}")
+    };
+    // Kubernetes reads `null` as unset, as does the engine's typed view of the Pod.
+    old.is_null()
+        // pytune's own record: a later run under a newer policy extends it.
+        || path == record(annotations::INJECTED)
+        || path == record(annotations::POLICY_REVISION)
+        // The API server's default grace period, which the engine cannot tell from an explicit 30.
+        || (path == "/spec/terminationGracePeriodSeconds" && old == &json!(30))
+}
+
+/// The expected file's text: the plan in lines people read, the patch size, the mutated Pod.
+fn render(plan: &Plan, patch: &Value, mutated: &Value) -> String {
+    let mut head = Map::new();
+    head.insert("decision".into(), json!(decision_line(&plan.decision)));
+    let containers: Vec<String> = plan.containers.iter().map(container_line).collect();
+    head.insert("containers".into(), json!(containers));
+    let changes: Vec<String> = plan.changes.iter().map(change_line).collect();
+    head.insert("changes".into(), json!(changes));
+    if !plan.notes.is_empty() {
+        let notes: Vec<String> = plan.notes.iter().map(Note::line).collect();
+        head.insert("notes".into(), json!(notes));
+    }
+    let warnings = plan.warning_texts();
+    if !warnings.is_empty() {
+        head.insert("warnings".into(), json!(warnings));
+    }
+    let operations = patch.as_array().map_or(0, Vec::len);
+    let bytes = serde_json::to_string(patch)
+        .expect("patch serializes")
+        .len();
+    let plural = if operations == 1 { "" } else { "s" };
+    head.insert(
+        "patch".into(),
+        json!(format!("{operations} operation{plural}, {bytes} bytes")),
     );
-    let failures: Vec<String> = dirs
-        .iter()
-        .filter_map(|dir| {
-            run_case(dir).err().map(|err| {
-                format!(
-                    "{}: {err}",
-                    dir.file_name().unwrap_or_default().to_string_lossy()
-                )
-            })
-        })
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "golden failures:\n{}",
-        failures.join("\n")
+
+    // One line per entry: no folding of long lines in the plan part.
+    let lines = serde_saphyr::ser_options! { prefer_block_scalars: false };
+    let mut text = serde_saphyr::to_string_with_options(&head, lines).expect("render yaml");
+    // The Pod as Kubernetes YAML usually reads, long annotations as block scalars.
+    text.push_str(&serde_saphyr::to_string(&json!({ "pod": mutated })).expect("render yaml"));
+    text
+}
+
+fn decision_line(decision: &Decision) -> String {
+    match decision {
+        Decision::Selected => "selected".to_string(),
+        Decision::NotSelected(reason) => format!("not-selected: {reason}"),
+        Decision::OptedOut(reason) => format!("opted-out: {reason}"),
+    }
+}
+
+/// `app: web (runs uvicorn); server uvicorn, evidence: command: python -m uvicorn …`
+fn container_line(target: &TargetContainer) -> String {
+    let detection = &target.detection;
+    let mut line = format!(
+        "{}: {} ({}); server {}",
+        target.name,
+        target.profile,
+        target.profile_reason,
+        detection.server.name()
     );
+    let mut traits = Vec::new();
+    if let Some(class) = detection.worker_class {
+        let class = serde_json::to_value(class).expect("worker class serializes");
+        traits.push(format!("{} workers", class.as_str().unwrap_or_default()));
+    }
+    if let Some(shell) = detection.shell {
+        let exec = if shell.exec { "with" } else { "without" };
+        traits.push(format!("shell {exec} exec"));
+    }
+    if detection.libc == Libc::Musl {
+        traits.push("musl".to_string());
+    }
+    if !traits.is_empty() {
+        let _ = write!(line, " ({})", traits.join(", "));
+    }
+    if detection.evidence.is_empty() {
+        line.push_str(", no evidence");
+    } else {
+        let _ = write!(line, ", evidence: {}", detection.evidence.join("; "));
+    }
+    line
+}
+
+/// `app env.PYTHONUNBUFFERED = 1: stdout/stderr unbuffered, …`
+fn change_line(change: &Change) -> String {
+    format!(
+        "{} {} = {}: {}",
+        change.container.as_deref().unwrap_or("pod"),
+        change.field,
+        short_value(&change.display_value()),
+        change.reason
+    )
+}
+
+/// The first line of `value`, cut to [`MAX_VALUE_CHARS`]; a cut is marked with an ellipsis.
+fn short_value(value: &str) -> String {
+    let first = value.lines().next().unwrap_or_default();
+    if first.len() == value.len() {
+        engine::truncate(first, MAX_VALUE_CHARS)
+    } else {
+        let mut cut = engine::truncate(first, MAX_VALUE_CHARS - 1);
+        if !cut.ends_with('…') {
+            cut.push('…');
+        }
+        cut
+    }
+}
+
+fn compare(dir: &Path, actual: &str) -> Result<(), String> {
+    let expected_path = dir.join("expected.yaml");
+    let scratch = dir.join("actual.yaml.new");
+    if std::env::var_os("PYTUNE_BLESS").is_some() {
+        std::fs::write(&expected_path, actual).map_err(|err| format!("expected.yaml: {err}"))?;
+        let _ = std::fs::remove_file(&scratch);
+        return Ok(());
+    }
+    let expected = match std::fs::read_to_string(&expected_path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let _ = std::fs::write(&scratch, actual);
+            return Err(format!(
+                "expected.yaml missing; the result is in {}: review it, then bless with \
+                 PYTUNE_BLESS=1 cargo test --test golden",
+                scratch.display()
+            ));
+        }
+        Err(err) => return Err(format!("expected.yaml: {err}")),
+    };
+    if expected == actual {
+        let _ = std::fs::remove_file(&scratch);
+        return Ok(());
+    }
+    let _ = std::fs::write(&scratch, actual);
+    let diff = similar::TextDiff::from_lines(expected.as_str(), actual)
+        .unified_diff()
+        .context_radius(2)
+        .header("expected.yaml", "actual.yaml.new")
+        .to_string();
+    let mut lines: Vec<&str> = diff.lines().collect();
+    let hidden = lines.len().saturating_sub(MAX_DIFF_LINES);
+    lines.truncate(MAX_DIFF_LINES);
+    let mut message = format!(
+        "result differs from expected.yaml (whole result in {}; if the change is meant, bless \
+         with PYTUNE_BLESS=1 cargo test --test golden):\n{}",
+        scratch.display(),
+        lines.join("\n")
+    );
+    if hidden > 0 {
+        let _ = write!(message, "\n… {hidden} more diff lines");
+    }
+    Err(message)
 }

@@ -1,9 +1,9 @@
 //! pytune's env and probes against real Python servers: gunicorn (sync workers), gunicorn with
 //! uvicorn's worker class, and uvicorn.
 //!
-//! Each test plans a fixture Pod with the engine, applies the patch, and runs the server the Pod
-//! runs with exactly the mutated container's env (plus `PATH` to the virtual environment), on
-//! 127.0.0.1 at the port the probes target. It then checks, against the numbers in the engine's
+//! Each test plans a fixture Pod (`tests/fixtures/python-servers/`) with the engine, applies the
+//! patch, and runs the server the Pod runs with exactly the mutated container's env (plus `PATH` to
+//! the virtual environment), on 127.0.0.1 at the port the probes target. It then checks, against the numbers in the engine's
 //! output (never numbers of its own):
 //!
 //! 1. the server runs `WEB_CONCURRENCY` worker processes;
@@ -25,10 +25,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use pytune::core::engine::{self, Context, KubeVersion, annotations};
+use pytune::core::engine::{self, Context, KubeVersion};
 use pytune::core::policy::Policy;
 use pytune::core::quantity;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// How long a server may take to accept connections and boot all its workers.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -118,76 +118,30 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn python_pod(name: &str, annotations: Value, container: Value) -> Value {
-    json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "namespace": "shop",
-            "labels": { "app": name, "pytune.io/runtime": "python" },
-            "annotations": annotations,
-        },
-        "spec": { "containers": [container] },
-    })
+/// A scenario Pod from `tests/fixtures/python-servers/`, serving on `port` (its `${PORT}`).
+fn server_pod(file: &str, port: u16) -> Value {
+    let path = repo().join("tests/fixtures/python-servers").join(file);
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    assert!(
+        text.contains("${PORT}"),
+        "{}: no ${{PORT}} to set",
+        path.display()
+    );
+    serde_saphyr::from_str(&text.replace("${PORT}", &port.to_string()))
+        .unwrap_or_else(|err| panic!("{}: {err}", path.display()))
 }
 
-/// A Django-style site on gunicorn's sync workers, with HTTP probes on a health path.
 fn gunicorn_sync_pod(port: u16) -> Value {
-    python_pod(
-        "shop-web",
-        json!({ (annotations::HEALTH_PATH): "/healthz" }),
-        json!({
-            "name": "web",
-            "image": "registry.example.com/shop/web:2.14.0",
-            "command": ["gunicorn"],
-            "args": ["wsgi_app:application", "--bind", format!("0.0.0.0:{port}")],
-            "ports": [{ "name": "http", "containerPort": port }],
-            "resources": {
-                "requests": { "cpu": "3", "memory": "1Gi" },
-                "limits": { "cpu": "3", "memory": "2Gi" },
-            },
-        }),
-    )
+    server_pod("gunicorn-sync.yaml", port)
 }
 
-/// An ASGI app on gunicorn with uvicorn's worker class.
 fn gunicorn_uvicorn_worker_pod(port: u16) -> Value {
-    python_pod(
-        "orders-api",
-        json!({}),
-        json!({
-            "name": "api",
-            "image": "registry.example.com/orders/api:1.8.0",
-            "command": [
-                "gunicorn", "asgi_app:app",
-                "--worker-class", "uvicorn_worker.UvicornWorker",
-                "--bind", format!("0.0.0.0:{port}"),
-            ],
-            "ports": [{ "containerPort": port }],
-            "resources": {
-                "requests": { "cpu": "1", "memory": "1Gi" },
-                "limits": { "cpu": "2", "memory": "2Gi" },
-            },
-        }),
-    )
+    server_pod("gunicorn-uvicorn-worker.yaml", port)
 }
 
-/// A FastAPI-style app on uvicorn, sized from its CPU request alone, with the policy's memory.
 fn uvicorn_pod(port: u16) -> Value {
-    python_pod(
-        "pricing-api",
-        json!({}),
-        json!({
-            "name": "api",
-            "image": "registry.example.com/pricing/api:5.3.1",
-            "command": ["uvicorn", "asgi_app:app", "--host", "0.0.0.0", "--port", port.to_string()],
-            "ports": [{ "name": "http", "containerPort": port }],
-            "resources": {
-                "requests": { "cpu": "2" },
-            },
-        }),
-    )
+    server_pod("uvicorn.yaml", port)
 }
 
 /// A check a probe of the mutated Pod makes.
