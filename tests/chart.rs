@@ -4,6 +4,8 @@
 //!
 //! Needs helm and kubernetes-validate: `scripts/install-helm` puts them in target/tools/bin, and
 //! `scripts/test` passes them as PYTUNE_HELM and PYTUNE_KUBERNETES_VALIDATE.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

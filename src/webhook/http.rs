@@ -184,6 +184,7 @@ fn answered(state: &AppState, outcome: Outcome, started: Instant, deadline: Dura
             dry_run = record.dry_run,
             result = record.verdict.as_str(),
             changes = record.change_count(),
+            added = record.added.as_str(),
             warnings = record.warnings,
             detail,
             latency_ms,
@@ -516,6 +517,8 @@ mod tests {
         assert_eq!(line["dry_run"], false);
         assert_eq!(line["result"], "patched");
         assert!(line["changes"].as_u64().is_some_and(|changes| changes > 0));
+        let added = line["added"].as_str().unwrap_or_default();
+        assert!(added.contains("resources.requests(cpu,memory)"), "{added}");
         assert_eq!(line["warnings"], 0);
         assert!(line["latency_ms"].is_number());
         assert!(line["timestamp"].is_string());

@@ -202,6 +202,7 @@ mod tests {
             verdict: Verdict::Audited,
             detail: None,
             changes: [(Feature::Env, 3)].into_iter().collect(),
+            added: "web: env(A,B,C)".into(),
             warnings: 3,
         };
         metrics.review(&record, Duration::from_millis(2));

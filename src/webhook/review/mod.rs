@@ -16,6 +16,7 @@ use crate::core::engine::{
     self, Context, Decision, Feature, MAX_WARNING_CHARS, Mode, Plan, PodView, truncate,
 };
 use crate::core::policy::Policy;
+use crate::core::record::{self, Detail};
 
 mod answer;
 mod envelope;
@@ -86,6 +87,9 @@ pub struct Record {
     pub detail: Option<String>,
     /// Planned changes per feature.
     pub changes: BTreeMap<Feature, usize>,
+    /// The fields added, as the Pod's record names them (`web: resources.requests(cpu) env(A)`,
+    /// lines joined with `; `); empty when nothing was added.
+    pub added: String,
     pub warnings: usize,
 }
 
@@ -100,6 +104,7 @@ impl Record {
             verdict: Verdict::Skipped,
             detail: None,
             changes: BTreeMap::new(),
+            added: String::new(),
             warnings: 0,
         }
     }
@@ -275,7 +280,20 @@ fn answer_plan(mut record: Record, plan: Plan, mode: Mode) -> Outcome {
             record.detail = Some(reason.clone());
         }
     }
+    if !plan.changes.is_empty() {
+        record.added = record::render(&plan.changes, Detail::Fields).replace('\n', "; ");
+    }
     for change in &plan.changes {
+        // The reasons no longer travel on the Pod: they are here, at debug level, and in
+        // `pytune explain`.
+        tracing::debug!(
+            uid = %record.uid,
+            container = change.container.as_deref().unwrap_or(record::POD),
+            field = %change.field,
+            value = %change.display_value(),
+            reason = %change.reason,
+            "change"
+        );
         *record.changes.entry(change.feature).or_default() += 1;
     }
     record.verdict = match (&plan.decision, plan.is_empty(), mode) {
@@ -331,6 +349,7 @@ fn failed(mut record: Record, detail: String) -> Outcome {
     record.verdict = Verdict::Error;
     record.detail = Some(detail);
     record.changes.clear();
+    record.added.clear();
     record.warnings = 1;
     Outcome { response, record }
 }

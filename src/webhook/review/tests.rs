@@ -3,6 +3,8 @@
 use super::*;
 use serde_json::Value;
 
+use crate::core::engine::PatchValue;
+
 const CREATE: &str = include_str!("../../../tests/fixtures/apiserver-v1.36/pod-create-review.json");
 const DRY_RUN: &str =
     include_str!("../../../tests/fixtures/apiserver-v1.36/pod-dryrun-create-review.json");
@@ -212,7 +214,7 @@ fn audit_warnings_are_capped() {
         feature: Feature::Env,
         field: "env.X".into(),
         path: "/x".into(),
-        value: crate::core::engine::PatchValue::String("y".repeat(300)),
+        value: PatchValue::String("y".repeat(300)),
         reason: "r".into(),
     };
     let warnings = audit_warnings(&vec![change; MAX_AUDIT_WARNINGS + 5]);

@@ -63,7 +63,7 @@ fn push_token(pointer: &mut String, token: &str) {
 }
 
 /// A pointer token without its RFC 6901 escapes.
-fn unescape(token: &str) -> std::borrow::Cow<'_, str> {
+fn unescape(token: &str) -> Cow<'_, str> {
     if token.contains('~') {
         token.replace("~1", "/").replace("~0", "~").into()
     } else {
