@@ -70,7 +70,8 @@ fn examples_json_has_the_documented_schema() {
         .iter()
         .find(|c| c["field"] == "env.WEB_CONCURRENCY")
         .expect("WEB_CONCURRENCY");
-    assert_eq!(concurrency["value"], "3");
+    // 2×1+1 = 3 by CPU, capped to 2 by memory: 512Mi holds the arbiter and two 160Mi workers.
+    assert_eq!(concurrency["value"], "2");
     assert!(
         concurrency["reason"]
             .as_str()

@@ -280,6 +280,23 @@ pub fn detect(container: &Container) -> Detection {
     detection
 }
 
+/// Every word the container starts: `command` then `args`, a shell's `-c` script split into the
+/// words of its commands. What the catalog's `words` conditions look for.
+pub fn launch_words(container: &Container) -> Vec<String> {
+    let argv: Vec<String> = container
+        .command
+        .iter()
+        .flatten()
+        .chain(container.args.iter().flatten())
+        .cloned()
+        .collect();
+    if argv.is_empty() {
+        return argv;
+    }
+    let (segments, _) = command_segments(&argv);
+    segments.into_iter().flatten().collect()
+}
+
 /// The simple commands the container runs: one for a plain argv; for `sh -c SCRIPT`, each command
 /// of the script (split on newlines, `;`, `&&`, `||`, `|`).
 fn command_segments(argv: &[String]) -> (Vec<Vec<String>>, Option<ShellWrapper>) {
@@ -341,6 +358,11 @@ fn runs_next_command(base: &str, next: Option<&str>) -> bool {
 
 /// Strips launchers, `VAR=value` prefixes and the interpreter, returning the program and its args.
 fn program_of(segment: &[String]) -> Option<(String, &[String])> {
+    // Args alone under an image whose entrypoint is the interpreter (distroless): `-m gunicorn …`.
+    if segment.first().map(String::as_str) == Some("-m") {
+        let module = segment.get(1)?;
+        return Some((module.clone(), &segment[2..]));
+    }
     let mut i = 0;
     while i < segment.len() {
         let word = segment[i].as_str();

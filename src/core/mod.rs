@@ -3,6 +3,7 @@
 //! Nothing here does I/O: no network, no files, no async runtime. The webhook and the CLI feed it
 //! Pods and policies they read, and render what it returns.
 
+pub mod catalog;
 pub mod detect;
 pub mod engine;
 pub mod policy;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
+use crate::core::catalog;
 use crate::core::quantity;
 
 /// The default policy, as shipped (the Helm chart renders the same file).
@@ -44,6 +45,9 @@ pub struct Policy {
     pub sizing: Sizing,
     pub lifecycle: LifecycleDefaults,
     pub env: EnvDefaults,
+    /// The policy's own catalog entries (`catalog/README.md`), matched before the embedded ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub catalog: Vec<catalog::Entry>,
     /// Set when loading: a short hash of the effective policy, recorded on every mutated Pod.
     #[serde(skip)]
     pub revision: String,
@@ -71,6 +75,8 @@ pub struct Profiles {
     pub web: Profile,
     pub worker: Profile,
     pub job: Profile,
+    pub helper: Profile,
+    pub daemon: Profile,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -205,6 +211,8 @@ impl Policy {
             Web => &self.profiles.web,
             Worker => &self.profiles.worker,
             Job => &self.profiles.job,
+            Helper => &self.profiles.helper,
+            Daemon => &self.profiles.daemon,
         }
     }
 
@@ -219,6 +227,8 @@ impl Policy {
             ("web", &self.profiles.web),
             ("worker", &self.profiles.worker),
             ("job", &self.profiles.job),
+            ("helper", &self.profiles.helper),
+            ("daemon", &self.profiles.daemon),
         ] {
             validate_resources(&format!("profiles.{name}.resources"), &profile.resources)?;
         }
@@ -295,6 +305,18 @@ impl Policy {
         }
         for (i, name) in self.env.thread_caps.iter().enumerate() {
             validate_env_name(&format!("env.threadCaps[{i}]"), name)?;
+        }
+        if !self.catalog.is_empty() {
+            let own = catalog::Catalog {
+                families: vec![catalog::Family {
+                    family: "policy".to_string(),
+                    title: "the policy's own entries".to_string(),
+                    sources: Vec::new(),
+                    entries: self.catalog.clone(),
+                }],
+            };
+            own.validate()
+                .map_err(|err| field("catalog", err.to_string()))?;
         }
         Ok(())
     }
@@ -422,6 +444,10 @@ pub enum WorkloadProfile {
     Worker,
     /// Runs to completion: resources and env only.
     Job,
+    /// Not Python (a proxy, an agent, a shell) in a Python Pod: small requests, nothing else.
+    Helper,
+    /// Runs on every node (a DaemonSet): small requests, since they are reserved once per node.
+    Daemon,
 }
 
 impl WorkloadProfile {
@@ -430,6 +456,8 @@ impl WorkloadProfile {
             "web" => Some(WorkloadProfile::Web),
             "worker" => Some(WorkloadProfile::Worker),
             "job" => Some(WorkloadProfile::Job),
+            "helper" => Some(WorkloadProfile::Helper),
+            "daemon" => Some(WorkloadProfile::Daemon),
             _ => None,
         }
     }
@@ -441,6 +469,8 @@ impl fmt::Display for WorkloadProfile {
             WorkloadProfile::Web => "web",
             WorkloadProfile::Worker => "worker",
             WorkloadProfile::Job => "job",
+            WorkloadProfile::Helper => "helper",
+            WorkloadProfile::Daemon => "daemon",
         })
     }
 }

@@ -6,6 +6,7 @@
 
 mod decode;
 mod directives;
+mod launch;
 mod listen;
 mod patch;
 mod plan;
@@ -23,6 +24,7 @@ use thiserror::Error;
 pub use crate::core::policy::WorkloadProfile;
 pub use decode::PodView;
 pub use directives::annotations;
+pub use launch::AppRef;
 pub use patch::{Addition, PatchValue};
 pub use plan::{
     Change, Decision, Feature, MAX_WARNING_CHARS, Note, Plan, TargetContainer, Warning, truncate,
@@ -147,6 +149,8 @@ pub(crate) struct Target<'p> {
     pub container: &'p k8s_openapi::api::core::v1::Container,
     /// The port the container serves, from its ports or the `pytune.io/port` annotation.
     pub port: Option<i32>,
+    /// What the container's launch path does, from the catalog.
+    pub launch: launch::Launch,
     pub info: TargetContainer,
 }
 
@@ -174,6 +178,29 @@ impl Target<'_> {
         self.env_value(name)
             .and_then(|value| value.trim().parse::<u32>().ok())
             .filter(|count| *count >= 1)
+    }
+
+    /// The port something is known to serve on: the catalog or the server's command says this
+    /// launch path serves, or the `pytune.io/port` annotation does. `Err`: why pytune cannot take
+    /// it that anything answers there (probes and a drain would then do harm).
+    pub fn serving_port(&self, directives: &directives::Directives) -> Result<i32, String> {
+        let Some(port) = self.port else {
+            return Err(format!(
+                "no port known (declare a containerPort or set {})",
+                annotations::PORT
+            ));
+        };
+        let detection = &self.info.detection;
+        if directives.port.is_some()
+            || self.launch.serves() == Some(true)
+            || detection.server.serves_http()
+        {
+            return Ok(port);
+        }
+        Err(format!(
+            "nothing says port {port} is served (no server recognised; set {} to confirm it)",
+            annotations::PORT
+        ))
     }
 
     /// JSON pointer tokens of this container, followed by `rest`.
@@ -258,7 +285,9 @@ fn plan_selected(pod: &Pod, policy: &Policy, ctx: &Context) -> Plan {
 
     for target in &targets {
         let sizing_base = if enabled(Feature::Resources) {
-            resources::plan(pod, target, &mut planner)
+            let fan_out = sizing::fan_out(target, &directives, policy);
+            let per_process = sizing::memory_per_process(target, policy, &directives);
+            resources::plan(pod, target, &fan_out, &per_process, &mut planner)
         } else {
             resources::current(pod, target, &mut planner)
         };
@@ -273,7 +302,7 @@ fn plan_selected(pod: &Pod, policy: &Policy, ctx: &Context) -> Plan {
             probes::plan(target, &directives, &listening, &mut planner);
         }
         if enabled(Feature::Lifecycle) {
-            lifecycle::plan_pre_stop(target, &mut planner);
+            lifecycle::plan_pre_stop(pod, target, &directives, &mut planner);
         }
         if enabled(Feature::Env) {
             env::plan(target, &sizing_base, &workers, port_env, &mut planner);

@@ -3,6 +3,7 @@
 use json_patch::Patch;
 use serde::Serialize;
 
+use super::launch::AppRef;
 use super::patch::{Addition, json_patch};
 use super::{PatchValue, WorkloadProfile};
 use crate::core::detect::Detection;
@@ -133,6 +134,9 @@ pub struct TargetContainer {
     pub name: String,
     pub profile: WorkloadProfile,
     pub profile_reason: String,
+    /// The catalog entry the container matched, and on what evidence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app: Option<AppRef>,
     pub detection: Detection,
 }
 

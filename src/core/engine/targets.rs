@@ -3,6 +3,7 @@
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use super::directives::{Directives, PortRef, annotations};
+use super::launch::{AppRef, Launch};
 use super::{Feature, Planner, Target, TargetContainer, Warning, WorkloadProfile};
 use crate::core::detect;
 
@@ -49,22 +50,39 @@ pub fn select<'p>(pod: &'p Pod, directives: &Directives, planner: &mut Planner) 
 
     let detections: Vec<detect::Detection> =
         chosen.iter().map(|(_, c)| detect::detect(c)).collect();
-    let ports = resolve_ports(&chosen, &detections, directives, planner);
+    let launches: Vec<(Launch, Option<AppRef>)> = chosen
+        .iter()
+        .zip(&detections)
+        .map(|((_, c), detection)| Launch::of(c, detection, planner.policy))
+        .collect();
+    let ports = resolve_ports(&chosen, &detections, &launches, directives, planner);
     let job_reason = job_evidence(pod);
+    let daemon_reason = daemon_evidence(pod);
     chosen
         .into_iter()
         .zip(ports)
         .zip(detections)
-        .map(|(((index, container), port), detection)| {
-            let (profile, profile_reason) = profile_of(directives, &job_reason, port, &detection);
+        .zip(launches)
+        .map(|((((index, container), port), detection), (launch, app))| {
+            let evidence = Evidence {
+                job: &job_reason,
+                daemon: &daemon_reason,
+                port,
+                detection: &detection,
+                launch: &launch,
+                app: app.as_ref(),
+            };
+            let (profile, profile_reason) = profile_of(directives, &evidence);
             Target {
                 index_text: index.to_string(),
                 container,
                 port,
+                launch,
                 info: TargetContainer {
                     name: container.name.clone(),
                     profile,
                     profile_reason,
+                    app,
                     detection,
                 },
             }
@@ -72,21 +90,50 @@ pub fn select<'p>(pod: &'p Pod, directives: &Directives, planner: &mut Planner) 
         .collect()
 }
 
-/// The profile from the strongest evidence: annotation, then run-to-completion, then the server,
-/// then whether a port is served.
-fn profile_of(
-    directives: &Directives,
-    job_reason: &Option<String>,
+/// What the profile is chosen from.
+struct Evidence<'e> {
+    job: &'e Option<String>,
+    daemon: &'e Option<String>,
     port: Option<i32>,
-    detection: &detect::Detection,
-) -> (WorkloadProfile, String) {
-    let server = detection.server;
+    detection: &'e detect::Detection,
+    launch: &'e Launch,
+    app: Option<&'e AppRef>,
+}
+
+/// The profile from the strongest evidence: not Python at all, then the annotation, then
+/// run-to-completion, then running on every node, then the catalog entry, then the server, then
+/// whether a port is served.
+fn profile_of(directives: &Directives, evidence: &Evidence) -> (WorkloadProfile, String) {
+    let server = evidence.detection.server;
+    let entry = evidence.app.map(|app| app.entry.as_str()).unwrap_or("");
+    if evidence.launch.python() == Some(false) {
+        return (
+            WorkloadProfile::Helper,
+            format!("not Python (catalog {entry})"),
+        );
+    }
     if let Some(profile) = directives.profile {
         return (profile, format!("annotation {}", annotations::PROFILE));
     }
-    if let Some(reason) = job_reason {
+    if let Some(reason) = evidence.job {
         return (WorkloadProfile::Job, reason.clone());
     }
+    if let Some(reason) = evidence.daemon {
+        return (WorkloadProfile::Daemon, reason.clone());
+    }
+    if let Some(profile) = evidence
+        .launch
+        .entry
+        .as_ref()
+        .and_then(|entry| entry.profile)
+    {
+        let how = evidence
+            .app
+            .map(|app| app.evidence.join(", "))
+            .unwrap_or_default();
+        return (profile, format!("catalog {entry}: {how}"));
+    }
+    let port = evidence.port;
     if server.is_queue_worker() {
         return (WorkloadProfile::Worker, format!("runs {}", server.name()));
     }
@@ -100,6 +147,16 @@ fn profile_of(
             "long-running and serves no port".to_string(),
         ),
     }
+}
+
+/// Why the Pod runs on every node, if it does.
+fn daemon_evidence(pod: &Pod) -> Option<String> {
+    pod.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|owner| owner.kind == "DaemonSet")
+        .map(|owner| format!("owned by DaemonSet {}", owner.name))
 }
 
 /// Why the Pod runs to completion, if it does.
@@ -145,18 +202,29 @@ fn declares_port(container: &Container, number: i32) -> bool {
 fn resolve_ports(
     chosen: &[(usize, &Container)],
     detections: &[detect::Detection],
+    launches: &[(Launch, Option<AppRef>)],
     directives: &Directives,
     planner: &mut Planner,
 ) -> Vec<Option<i32>> {
-    // A declared containerPort first; else the port the server's own flags name.
+    // What the server's own flags name first, then the catalog's port, then a declared one; none
+    // when the catalog says the launch path serves nothing (charts copy ports into workers).
     let mut ports: Vec<Option<i32>> = chosen
         .iter()
         .zip(detections)
-        .map(|((_, c), detection)| {
-            declared_port(c).or(detection
+        .zip(launches)
+        .map(|(((_, c), detection), (launch, _))| {
+            if launch.serves() == Some(false) {
+                return None;
+            }
+            let flagged = detection
                 .flags
                 .port
-                .filter(|_| detection.server.serves_http()))
+                .filter(|_| detection.server.serves_http());
+            let declared = declared_port(c);
+            flagged
+                .filter(|port| declared.is_none() || declares_port(c, *port))
+                .or(declared)
+                .or_else(|| launch.port(declared))
         })
         .collect();
     match &directives.port {

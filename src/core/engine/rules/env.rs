@@ -79,9 +79,17 @@ pub fn plan(
     port_env: Option<i32>,
     planner: &mut Planner,
 ) {
+    let name = target.name().to_string();
+    if target.info.profile == WorkloadProfile::Helper {
+        planner.note(
+            Some(&name),
+            Feature::Env,
+            "no Python variables: not a Python program",
+        );
+        return;
+    }
     let defined = Defined(target.container.env.as_deref().unwrap_or_default());
     let sources = env_from(target, planner);
-    let name = target.name().to_string();
     let policy = planner.policy;
 
     // Fixed interpreter flags.
@@ -113,11 +121,20 @@ pub fn plan(
     }
     if let Some(arenas) = &policy.env.malloc_arena_max {
         let var = "MALLOC_ARENA_MAX";
+        let jemalloc = target
+            .env_value("LD_PRELOAD")
+            .is_some_and(|preload| preload.contains("jemalloc"));
         if target.info.detection.libc == Libc::Musl {
             planner.note(
                 Some(&name),
                 Feature::Env,
                 format!("{var} not added: musl image, glibc-only setting"),
+            );
+        } else if jemalloc {
+            planner.note(
+                Some(&name),
+                Feature::Env,
+                format!("{var} not added: jemalloc is preloaded, glibc's arenas are not used"),
             );
         } else if !defined.contains(var) && !sources.known_keys.contains(var) && fixed_allowed {
             additions.push((
@@ -240,18 +257,20 @@ fn computed(
     let server = target.info.detection.server;
     let mut out = Vec::new();
 
-    if target.info.profile == WorkloadProfile::Web && policy.env.web_concurrency {
+    if policy.env.web_concurrency {
         match workers {
-            WorkerPlan::Set { count, reason } if !defined.contains("WEB_CONCURRENCY") => {
-                out.push((
-                    "WEB_CONCURRENCY".to_string(),
-                    count.to_string(),
-                    reason.clone(),
-                ));
+            WorkerPlan::Set {
+                knob,
+                count,
+                reason,
+            } if !defined.contains(knob) => {
+                out.push((knob.clone(), count.to_string(), reason.clone()));
             }
-            WorkerPlan::NotSized(why) => {
-                planner.note(Some(target.name()), Feature::Env, why.clone())
-            }
+            WorkerPlan::NotSized(why) => planner.note(
+                Some(target.name()),
+                Feature::Env,
+                format!("no worker count set: {why}"),
+            ),
             _ => {}
         }
     }
@@ -284,9 +303,7 @@ fn computed(
     }
     let (processes, what) = match (workers, server) {
         (WorkerPlan::Given { count, .. }, _) => (*count, "worker(s)"),
-        (WorkerPlan::Set { count, .. }, _) if target.info.profile == WorkloadProfile::Web => {
-            (*count, "worker(s)")
-        }
+        (WorkerPlan::Set { count, .. }, _) => (*count, "worker(s)"),
         (_, Server::CeleryWorker) => (
             target.info.detection.flags.concurrency.unwrap_or(cpus),
             "celery process(es)",

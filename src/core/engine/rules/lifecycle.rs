@@ -3,7 +3,9 @@
 
 use k8s_openapi::api::core::v1::Pod;
 
+use crate::core::catalog::Sigterm;
 use crate::core::detect::Server;
+use crate::core::engine::directives::Directives;
 use crate::core::engine::{
     Feature, KubeVersion, PatchValue, Planner, Target, Warning, WorkloadProfile,
 };
@@ -22,19 +24,76 @@ fn shuts_down_gracefully(target: &Target) -> bool {
     )
 }
 
-pub fn plan_pre_stop(target: &Target, planner: &mut Planner) {
-    if !shuts_down_gracefully(target) {
-        return;
-    }
-    let has_pre_stop = target
+fn has_pre_stop(target: &Target) -> bool {
+    target
         .container
         .lifecycle
         .as_ref()
-        .is_some_and(|lifecycle| lifecycle.pre_stop.is_some());
-    if has_pre_stop {
+        .is_some_and(|lifecycle| lifecycle.pre_stop.is_some())
+}
+
+/// Why SIGTERM cannot reach the program, when the evidence says so: a longer grace would then
+/// only delay the SIGKILL.
+fn sigterm_lost(target: &Target) -> Option<String> {
+    if let Some(shell) = target.info.detection.shell
+        && !shell.exec
+    {
+        return Some("its shell does not exec the program, so SIGTERM stops the shell only".into());
+    }
+    match target.launch.sigterm() {
+        Some(Sigterm::Ignored) => Some("nothing in it handles SIGTERM (catalog)".to_string()),
+        Some(Sigterm::Reload) if !dies_on_term(target) => Some(
+            "uWSGI reloads on SIGTERM instead of stopping; set die-on-term (UWSGI_DIE_ON_TERM=true)"
+                .to_string(),
+        ),
+        _ => None,
+    }
+}
+
+/// Whether uWSGI was told to stop on SIGTERM, by flag or variable.
+fn dies_on_term(target: &Target) -> bool {
+    let flag = crate::core::detect::launch_words(target.container)
+        .iter()
+        .any(|word| word == "--die-on-term");
+    flag || target
+        .env_value("UWSGI_DIE_ON_TERM")
+        .is_some_and(|value| matches!(value.trim(), "1" | "true" | "yes" | "on"))
+}
+
+/// A preStop pause, only for containers that serve traffic: it lets endpoints drop the Pod before
+/// the server stops accepting. Never inside a grace period the user set too short for it.
+pub fn plan_pre_stop(pod: &Pod, target: &Target, directives: &Directives, planner: &mut Planner) {
+    if target.info.profile != WorkloadProfile::Web || has_pre_stop(target) {
+        return;
+    }
+    if let Err(why) = target.serving_port(directives) {
+        planner.note(
+            Some(target.name()),
+            Feature::Lifecycle,
+            format!("no preStop: {why}"),
+        );
         return;
     }
     let seconds = planner.policy.lifecycle.pre_stop_sleep_seconds;
+    let grace = pod
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.termination_grace_period_seconds);
+    let (drain, _) = drain_seconds(target, planner.policy);
+    let margin = i64::from(planner.policy.lifecycle.margin_seconds);
+    if let Some(grace) = grace
+        && grace != DEFAULT_GRACE_SECONDS
+        && grace < i64::from(seconds) + drain + margin
+    {
+        planner.note(
+            Some(target.name()),
+            Feature::Lifecycle,
+            format!(
+                "no preStop: a {seconds}s pause would take from the {grace}s grace period set for the drain"
+            ),
+        );
+        return;
+    }
     let version = planner.ctx.kubernetes_version;
     let (handler, how) = match version {
         Some(version) if version >= NATIVE_SLEEP_SINCE => (
@@ -75,8 +134,15 @@ pub fn plan_pre_stop(target: &Target, planner: &mut Planner) {
 }
 
 /// Seconds the preStop hook of a container pauses: a native sleep says so; anything else (or ours)
-/// counts as the policy's pause.
-fn pause_seconds(target: &Target, policy_pause: u32) -> i64 {
+/// counts as the policy's pause; none without a hook.
+fn pause_seconds(target: &Target, policy_pause: u32, planner: &Planner) -> i64 {
+    let added = planner
+        .changes
+        .iter()
+        .any(|c| c.container.as_deref() == Some(target.name()) && c.field == "lifecycle.preStop");
+    if !added && !has_pre_stop(target) {
+        return 0;
+    }
     target
         .container
         .lifecycle
@@ -101,6 +167,13 @@ fn drain_seconds(target: &Target, policy: &Policy) -> (i64, String) {
         (Server::Uvicorn, Some(timeout)) => {
             (i64::from(timeout), "uvicorn graceful shutdown".into())
         }
+        _ if target.launch.drain_seconds().is_some() => (
+            i64::from(target.launch.drain_seconds().unwrap_or(profile_drain)),
+            format!(
+                "{} drain, catalog",
+                target.launch.name().unwrap_or("the app")
+            ),
+        ),
         (server, _) if server != Server::Unknown => (
             i64::from(profile_drain),
             format!("{} drain, policy", server.name()),
@@ -115,8 +188,28 @@ pub fn plan_grace_period(pod: &Pod, targets: &[Target], planner: &mut Planner) {
     let needed = targets
         .iter()
         .filter(|target| shuts_down_gracefully(target))
+        // Without a pause or a known server there is no drain to make room for.
+        .filter(|target| {
+            target.launch.entry.is_some()
+                || pause_seconds(target, policy.lifecycle.pre_stop_sleep_seconds, planner) > 0
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .filter(|target| match sigterm_lost(target) {
+            Some(why) => {
+                planner.note(
+                    Some(target.name()),
+                    Feature::Lifecycle,
+                    format!("grace period not lengthened for it: {why}"),
+                );
+                false
+            }
+            None => true,
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
         .map(|target| {
-            let pause = pause_seconds(target, policy.lifecycle.pre_stop_sleep_seconds);
+            let pause = pause_seconds(target, policy.lifecycle.pre_stop_sleep_seconds, planner);
             let (drain, source) = drain_seconds(target, policy);
             let name = target.name().to_string();
             (pause + drain + margin, pause, drain, source, name)

@@ -39,7 +39,8 @@ pub fn plan(
                 .to_string(),
         );
     }
-    if server == Server::CeleryWorker && detection.flags.concurrency.is_none() {
+    let sized = matches!(workers, WorkerPlan::Set { .. } | WorkerPlan::Given { .. });
+    if server == Server::CeleryWorker && detection.flags.concurrency.is_none() && !sized {
         warn("celery worker without --concurrency forks one process per node core".to_string());
     }
     if server.is_dev_server() {
@@ -63,7 +64,8 @@ pub fn plan(
         _ => None,
     };
     if let (Some(count), Some(limit)) = (chosen_by_hand, base.memory_limit_bytes) {
-        let (per_worker_text, per_worker) = sizing::memory_per_worker(planner.policy, directives);
+        let (per_worker_text, per_worker) =
+            sizing::memory_per_process(target, planner.policy, directives);
         if u64::from(count).saturating_mul(per_worker) > limit {
             planner.warn(Warning::container(
                 name,

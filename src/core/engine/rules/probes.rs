@@ -1,6 +1,6 @@
 //! Startup, readiness and liveness probes for web containers, each added only when missing.
 
-use crate::core::engine::directives::{Directives, annotations};
+use crate::core::engine::directives::Directives;
 use crate::core::engine::listen::Listening;
 use crate::core::engine::{Feature, PatchValue, Planner, Target, WorkloadProfile};
 use crate::core::policy::ProbeTiming;
@@ -39,17 +39,23 @@ pub fn plan(
         );
         return;
     }
-    let Some(port) = target.port else {
-        planner.note(
-            Some(target.name()),
-            Feature::Probes,
-            format!(
-                "no probes: no port known (declare a containerPort or set {})",
-                annotations::PORT
-            ),
-        );
-        return;
+    let port = match target.serving_port(directives) {
+        Ok(port) => port,
+        Err(why) => {
+            planner.note(
+                Some(target.name()),
+                Feature::Probes,
+                format!("no probes: {why}"),
+            );
+            return;
+        }
     };
+    // The app's own health endpoint, when the catalog knows one on this port.
+    let catalog_health = target
+        .launch
+        .health()
+        .filter(|health| target.launch.port_of(health.port, port) == port)
+        .map(|health| health.path.as_str());
     let container = target.container;
     let timings = &planner.policy.probes;
     let existing = [
@@ -77,7 +83,7 @@ pub fn plan(
         // restart every replica at once, which only makes the outage worse.
         let http_path = match kind {
             Kind::Liveness => None,
-            _ => directives.health_path.as_deref(),
+            _ => directives.health_path.as_deref().or(catalog_health),
         };
         let probe = probe(port, http_path, timing);
         let check = match http_path {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
+use super::sizing::FanOut;
 use crate::core::engine::{Feature, PatchValue, Planner, Target, Warning};
 use crate::core::quantity;
 
@@ -90,7 +91,16 @@ fn user_amounts(target: &Target, planner: &mut Planner) -> [(Dimension, UserAmou
 }
 
 /// Plans the missing requests and limits of one container and returns what it will then get.
-pub fn plan(pod: &Pod, target: &Target, planner: &mut Planner) -> SizingBase {
+/// A memory limit is added only where the processes the container starts are known to fit it
+/// (`fan_out`, each taking `per_process`): raised to cover them when they are known, left out
+/// when they cannot be known.
+pub fn plan(
+    pod: &Pod,
+    target: &Target,
+    fan_out: &FanOut,
+    per_process: &(String, u64),
+    planner: &mut Planner,
+) -> SizingBase {
     if let Some(base) = pod_level(pod) {
         planner.note(
             Some(target.name()),
@@ -159,8 +169,55 @@ pub fn plan(pod: &Pod, target: &Target, planner: &mut Planner) -> SizingBase {
         }
 
         let mut limit = user_limit.clone();
+        let mut default_limit = default_limit.clone();
         if user_limit.is_none()
-            && let Some(text) = default_limit
+            && default_limit.is_some()
+            && let Dimension::Memory = dimension
+        {
+            match fan_out {
+                FanOut::Unknown(why) => {
+                    planner.note(
+                        Some(target.name()),
+                        Feature::Resources,
+                        format!("no memory limit: {why}"),
+                    );
+                    default_limit = None;
+                }
+                FanOut::Known { processes, source } => {
+                    let needed = u64::from(*processes).saturating_mul(per_process.1);
+                    let default = default_limit
+                        .as_deref()
+                        .and_then(|text| quantity::memory_bytes(text).ok())
+                        .unwrap_or(0);
+                    if needed > default {
+                        let text = quantity::format_bytes(needed);
+                        let path = planner.builder.set(
+                            &target.tokens(&["resources", "limits", key]),
+                            PatchValue::String(text.clone()),
+                        );
+                        planner.change(
+                            Some(target.name()),
+                            Feature::Resources,
+                            ["resources.limits.", key].concat(),
+                            path,
+                            PatchValue::String(text.clone()),
+                            format!(
+                                "covers {processes} processes ({source}) × {}",
+                                per_process.0
+                            ),
+                        );
+                        limit = Some(Amount {
+                            text,
+                            value: needed,
+                        });
+                        default_limit = None;
+                    }
+                }
+                FanOut::Owned { .. } => {}
+            }
+        }
+        if user_limit.is_none()
+            && let Some(text) = &default_limit
             && let Ok(value) = dimension.parse(text)
         {
             let (chosen, reason) = match &request {

@@ -2,22 +2,104 @@
 //! container gets, capped by its memory limit, or pinned by annotation.
 
 use super::resources::SizingBase;
+use crate::core::catalog::{CountDefault, Counts};
 use crate::core::detect::{Server, WorkerClass};
 use crate::core::engine::Target;
 use crate::core::engine::directives::{Directives, annotations};
+use crate::core::engine::launch::Launch;
 use crate::core::policy::{Formula, Policy};
 use crate::core::quantity;
 
-/// What pytune decides about `WEB_CONCURRENCY` for one container.
+/// What pytune decides about the process count of one container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkerPlan {
-    /// Add `WEB_CONCURRENCY` with this count.
-    Set { count: u32, reason: String },
-    /// The process count is already decided elsewhere (a flag, the user's variable); use it for
-    /// thread caps and memory checks.
+    /// Add the launch path's count variable (`knob`, e.g. `WEB_CONCURRENCY`) with this count.
+    Set {
+        knob: String,
+        count: u32,
+        reason: String,
+    },
+    /// The process count is already decided elsewhere (a flag, the user's variable, the app's
+    /// fixed default); use it for thread caps and memory checks.
     Given { count: u32, source: String },
-    /// Nothing to size from, or the server does not read `WEB_CONCURRENCY`; the text says which.
+    /// Nothing to size from, or nothing pytune can set; the text says which.
     NotSized(String),
+}
+
+/// How many processes the container will start, as far as pytune can know before it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FanOut {
+    /// This many processes, all told.
+    Known { processes: u32, source: String },
+    /// pytune sets the count itself and fits it to the memory limit.
+    Owned { knob: String },
+    /// Cannot be known (no server recognised, or a count that follows the node's cores).
+    Unknown(String),
+}
+
+/// The process count a container will run: what the user or the app fixed, what pytune will set,
+/// or unknown. Decides whether a memory limit can be added safely.
+pub fn fan_out(target: &Target, directives: &Directives, policy: &Policy) -> FanOut {
+    let launch = &target.launch;
+    let base = launch.base_processes();
+    let known = |count: u32, source: String| FanOut::Known {
+        processes: count.saturating_add(base),
+        source,
+    };
+    if let Some(count) = given(target) {
+        return known(count.0, count.1);
+    }
+    if let Some(knob) = launch.count_env()
+        && policy.env.web_concurrency
+        && counts_processes(launch)
+    {
+        if let Some(count) = directives.workers {
+            return known(count, format!("annotation {}", annotations::WORKERS));
+        }
+        return FanOut::Owned {
+            knob: knob.to_string(),
+        };
+    }
+    match (launch.name(), launch.default_count()) {
+        (None, _) => FanOut::Unknown(
+            "no server or application recognised, so its process count is unknown".to_string(),
+        ),
+        (Some(name), Some(CountDefault::Number(count))) => {
+            known(count, format!("{name}'s default of {count}"))
+        }
+        (Some(name), Some(CountDefault::Cpus(_))) => FanOut::Unknown(format!(
+            "{name} starts one process per node core by default, which a Pod cannot know"
+        )),
+        (Some(name), None) => {
+            FanOut::Unknown(format!("the catalog gives no process count for {name}"))
+        }
+    }
+}
+
+fn counts_processes(launch: &Launch) -> bool {
+    launch
+        .concurrency()
+        .is_none_or(|c| c.counts.is_none_or(|counts| counts == Counts::Processes))
+}
+
+/// A count the user fixed: a server flag, or the launch path's count variable.
+fn given(target: &Target) -> Option<(u32, String)> {
+    let detection = &target.info.detection;
+    if let Some(count) = detection.flags.workers {
+        return Some((
+            count,
+            format!("{} --workers {count}", detection.server.name()),
+        ));
+    }
+    if let Some(count) = detection.flags.concurrency {
+        return Some((
+            count,
+            format!("{} --concurrency {count}", detection.server.name()),
+        ));
+    }
+    let knob = target.launch.count_env()?;
+    let count = target.env_count(knob)?;
+    Some((count, format!("{knob}={count}")))
 }
 
 /// The formula for a server, with its name for the reason.
@@ -56,26 +138,38 @@ pub fn plan(
 ) -> WorkerPlan {
     let detection = &target.info.detection;
     let server = detection.server;
-    if let Some(count) = detection.flags.workers {
-        return WorkerPlan::Given {
-            count,
-            source: format!("{} --workers {count}", server.name()),
-        };
+    if let Some((count, source)) = given(target) {
+        return WorkerPlan::Given { count, source };
     }
-    if let Some(count) = target.env_count("WEB_CONCURRENCY") {
-        return WorkerPlan::Given {
-            count,
-            source: format!("WEB_CONCURRENCY={count}"),
-        };
-    }
-    if !matches!(server, Server::Gunicorn | Server::Uvicorn | Server::Unknown) {
-        return WorkerPlan::NotSized(format!(
-            "{} does not read WEB_CONCURRENCY; set its own worker flag",
-            server.name()
-        ));
-    }
+    let knob = match fan_out(target, directives, policy) {
+        FanOut::Owned { knob } => knob,
+        FanOut::Known { processes, source } if directives.workers.is_none() => {
+            let count = processes
+                .saturating_sub(target.launch.base_processes())
+                .max(1);
+            return WorkerPlan::Given { count, source };
+        }
+        FanOut::Known { .. } => match target.launch.count_env() {
+            Some(knob) => knob.to_string(),
+            None => {
+                return WorkerPlan::NotSized(format!(
+                    "{} reads no count variable: annotation {} is not applied",
+                    target.launch.name().unwrap_or("this server"),
+                    annotations::WORKERS
+                ));
+            }
+        },
+        FanOut::Unknown(why) => {
+            let what = match target.launch.concurrency().and_then(|c| c.flag.as_deref()) {
+                Some(flag) => format!("; set its {flag}"),
+                None => String::new(),
+            };
+            return WorkerPlan::NotSized(format!("{why}{what}"));
+        }
+    };
     if let Some(count) = directives.workers {
         return WorkerPlan::Set {
+            knob,
             count,
             reason: format!("pinned by annotation {}", annotations::WORKERS),
         };
@@ -84,7 +178,17 @@ pub fn plan(
         return WorkerPlan::NotSized("no CPU request or limit to size workers from".to_string());
     };
     let cpus = quantity::whole_cpus(millis);
-    let (formula, kind) = formula(policy, server, detection.worker_class);
+    let (formula, kind) = if knob == "WEB_CONCURRENCY" {
+        formula(policy, server, detection.worker_class)
+    } else {
+        (
+            Formula {
+                per_cpu: 1,
+                plus: 0,
+            },
+            target.launch.name().unwrap_or("processes"),
+        )
+    };
     let by_cpu = formula.workers(cpus);
     let mut reason = format!(
         "{kind}: {}×{cpus}+{} = {by_cpu} ({})",
@@ -92,10 +196,9 @@ pub fn plan(
     );
     let mut count = by_cpu;
     if let Some(limit) = base.memory_limit_bytes {
-        let (per_worker_text, per_worker) = memory_per_worker(policy, directives);
-        let fits = u32::try_from(limit / per_worker.max(1))
-            .unwrap_or(u32::MAX)
-            .max(1);
+        let (per_worker_text, per_worker) = memory_per_process(target, policy, directives);
+        let whole = u32::try_from(limit / per_worker.max(1)).unwrap_or(u32::MAX);
+        let fits = whole.saturating_sub(target.launch.base_processes()).max(1);
         if fits < by_cpu {
             count = fits;
             reason.push_str(&format!(
@@ -104,5 +207,23 @@ pub fn plan(
             ));
         }
     }
-    WorkerPlan::Set { count, reason }
+    WorkerPlan::Set {
+        knob,
+        count,
+        reason,
+    }
+}
+
+/// The memory budget of one process: the annotation, else the catalog entry, else the policy.
+pub fn memory_per_process(
+    target: &Target,
+    policy: &Policy,
+    directives: &Directives,
+) -> (String, u64) {
+    if directives.memory_per_worker.is_none()
+        && let Some(per_process) = target.launch.memory_per_process()
+    {
+        return per_process;
+    }
+    memory_per_worker(policy, directives)
 }

@@ -1,0 +1,374 @@
+//! The application catalog: what pytune knows about the programs containers run, as data.
+//!
+//! Entries come from the YAML files under `catalog/` (embedded) and from the policy's own `catalog`
+//! list (matched first); `catalog/README.md` is the schema's reference. Each entry recognises a
+//! launch path by evidence (image, command words, env markers) and states what it runs: Python or
+//! not, the server, the profile, the port it serves, its concurrency knob, health endpoint and
+//! shutdown semantics, each with its sources.
+
+mod files;
+mod matching;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::core::policy::WorkloadProfile;
+use crate::core::quantity;
+
+pub use matching::{AppMatch, Evidence, find, image_repository};
+
+#[derive(Debug, Error, PartialEq)]
+pub enum CatalogError {
+    #[error("catalog file {file}: not valid YAML for the catalog schema: {message}")]
+    Parse { file: String, message: String },
+    #[error("catalog {place}: {message}")]
+    Invalid { place: String, message: String },
+}
+
+fn invalid(place: impl Into<String>, message: impl Into<String>) -> CatalogError {
+    CatalogError::Invalid {
+        place: place.into(),
+        message: message.into(),
+    }
+}
+
+/// One file of the catalog: an application family.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Family {
+    pub family: String,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
+    pub entries: Vec<Entry>,
+}
+
+/// One launch path of an application: how to recognise it and what it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Entry {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(rename = "match")]
+    pub matchers: Vec<Matcher>,
+    pub python: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_class: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<WorkloadProfile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<PortSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<Concurrency>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_per_process: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shutdown: Option<Shutdown>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
+}
+
+/// Evidence that must all hold for an alternative to match.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Matcher {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub words: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_command: bool,
+}
+
+impl Matcher {
+    /// How specific the alternative is: one per condition, one per word.
+    pub fn weight(&self) -> usize {
+        usize::from(self.image.is_some())
+            + self.words.len()
+            + self.env.len()
+            + usize::from(self.no_command)
+    }
+}
+
+/// What runs in the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerKind {
+    Gunicorn,
+    Uvicorn,
+    Granian,
+    Uwsgi,
+    Daphne,
+    Hypercorn,
+    Waitress,
+    Tornado,
+    Aiohttp,
+    Grpc,
+    Werkzeug,
+    CeleryWorker,
+    CeleryBeat,
+    RqWorker,
+    Dramatiq,
+    KafkaConsumer,
+    Supervisord,
+    Script,
+    None,
+}
+
+impl ServerKind {
+    /// Servers that answer on a port.
+    pub fn serves(self) -> bool {
+        matches!(
+            self,
+            ServerKind::Gunicorn
+                | ServerKind::Uvicorn
+                | ServerKind::Granian
+                | ServerKind::Uwsgi
+                | ServerKind::Daphne
+                | ServerKind::Hypercorn
+                | ServerKind::Waitress
+                | ServerKind::Tornado
+                | ServerKind::Aiohttp
+                | ServerKind::Grpc
+                | ServerKind::Werkzeug
+                | ServerKind::Supervisord
+        )
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerKind::Gunicorn => "gunicorn",
+            ServerKind::Uvicorn => "uvicorn",
+            ServerKind::Granian => "granian",
+            ServerKind::Uwsgi => "uwsgi",
+            ServerKind::Daphne => "daphne",
+            ServerKind::Hypercorn => "hypercorn",
+            ServerKind::Waitress => "waitress",
+            ServerKind::Tornado => "tornado",
+            ServerKind::Aiohttp => "aiohttp",
+            ServerKind::Grpc => "grpc",
+            ServerKind::Werkzeug => "werkzeug",
+            ServerKind::CeleryWorker => "celery-worker",
+            ServerKind::CeleryBeat => "celery-beat",
+            ServerKind::RqWorker => "rq-worker",
+            ServerKind::Dramatiq => "dramatiq",
+            ServerKind::KafkaConsumer => "kafka-consumer",
+            ServerKind::Supervisord => "supervisord",
+            ServerKind::Script => "script",
+            ServerKind::None => "none",
+        }
+    }
+}
+
+/// The port a launch path serves: a number, or `declared` (the container's first declared port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PortSpec {
+    Number(i32),
+    Declared(Declared),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Declared {
+    Declared,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Concurrency {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<Counts>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<CountDefault>,
+    #[serde(default)]
+    pub web_concurrency: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes_per_worker: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_processes: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Counts {
+    Processes,
+    Threads,
+    Tasks,
+}
+
+/// A default count: a number, or `cpus` (the node's core count, unknown at admission).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CountDefault {
+    Number(u32),
+    Cpus(Cpus),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cpus {
+    Cpus,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Health {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<PortSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Shutdown {
+    pub sigterm: Sigterm,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knob: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sigterm {
+    Graceful,
+    Unbounded,
+    WaitsForTasks,
+    Immediate,
+    Reload,
+    Ignored,
+}
+
+/// The catalog pytune matches against: the policy's entries first, then the embedded files.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Catalog {
+    pub families: Vec<Family>,
+}
+
+static EMBEDDED: LazyLock<Result<Catalog, CatalogError>> = LazyLock::new(|| {
+    let families = files::EMBEDDED
+        .iter()
+        .map(|(name, text)| parse_family(name, text))
+        .collect::<Result<Vec<_>, _>>()?;
+    let catalog = Catalog { families };
+    catalog.validate()?;
+    Ok(catalog)
+});
+
+impl Catalog {
+    /// The catalog files built into pytune. A unit test checks they load; an empty catalog stands
+    /// in should that ever fail, so pytune degrades to its generic rules instead of panicking.
+    pub fn embedded() -> &'static Catalog {
+        static EMPTY: Catalog = Catalog {
+            families: Vec::new(),
+        };
+        EMBEDDED.as_ref().unwrap_or(&EMPTY)
+    }
+
+    /// Every entry, in matching order.
+    pub fn entries(&self) -> impl Iterator<Item = (&Family, &Entry)> {
+        self.families
+            .iter()
+            .flat_map(|family| family.entries.iter().map(move |entry| (family, entry)))
+    }
+
+    /// Checks what the schema cannot: unique names, matchers with evidence, valid quantities.
+    pub fn validate(&self) -> Result<(), CatalogError> {
+        let mut names = BTreeSet::new();
+        for family in &self.families {
+            if family.entries.is_empty() {
+                return Err(invalid(
+                    format!("family {}", family.family),
+                    "has no entries",
+                ));
+            }
+            for entry in &family.entries {
+                validate_entry(family, entry)?;
+                if !names.insert(entry.name.as_str()) {
+                    return Err(invalid(
+                        format!("entry {}", entry.name),
+                        "the name is used twice; names are unique across the catalog",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads one catalog file.
+pub fn parse_family(file: &str, text: &str) -> Result<Family, CatalogError> {
+    serde_saphyr::from_str(text).map_err(|err| CatalogError::Parse {
+        file: file.to_string(),
+        message: err.to_string(),
+    })
+}
+
+fn validate_entry(family: &Family, entry: &Entry) -> Result<(), CatalogError> {
+    let place = format!("entry {}", entry.name);
+    if entry.name.trim().is_empty() {
+        return Err(invalid(
+            format!("family {}", family.family),
+            "an entry has an empty name",
+        ));
+    }
+    if entry.matchers.is_empty() {
+        return Err(invalid(place, "match: needs at least one alternative"));
+    }
+    for (i, matcher) in entry.matchers.iter().enumerate() {
+        if matcher.weight() == 0 {
+            return Err(invalid(
+                format!("{place} match[{i}]"),
+                "an alternative needs image, words, env or noCommand",
+            ));
+        }
+        if matcher.no_command && matcher.image.is_none() && matcher.env.is_empty() {
+            return Err(invalid(
+                format!("{place} match[{i}]"),
+                "noCommand alone matches every image's default; add an image or env condition",
+            ));
+        }
+    }
+    if let Some(memory) = &entry.memory_per_process {
+        quantity::memory_bytes(memory).map_err(|err| invalid(&place, err.to_string()))?;
+    }
+    for port in [entry.port, entry.health.as_ref().and_then(|h| h.port)]
+        .into_iter()
+        .flatten()
+    {
+        if let PortSpec::Number(number) = port
+            && !(1..=65535).contains(&number)
+        {
+            return Err(invalid(&place, format!("port {number} is not 1–65535")));
+        }
+    }
+    if let Some(health) = &entry.health
+        && !health.path.starts_with('/')
+    {
+        return Err(invalid(&place, "health.path must start with /"));
+    }
+    if entry.sources.is_empty() && family.sources.is_empty() {
+        return Err(invalid(&place, "sources: say where the facts come from"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
