@@ -24,6 +24,9 @@ pub enum Command {
     /// Explain each value pytune adds to a Pod, or added to it earlier (read from its record),
     /// with its reason. Takes manifests or Pods as `kubectl get pod -o yaml` prints them.
     Explain(ExplainArgs),
+    /// List the application catalog: the policy's own entries, then the embedded ones, with what
+    /// each states and its sources.
+    Catalog(CatalogArgs),
     /// Print the effective policy (the embedded default merged with --policy) and its revision.
     Policy(PolicyArgs),
     /// Run the admission webhook over HTTPS (POST /mutate enforces, POST /audit reports), with
@@ -61,6 +64,27 @@ pub enum AuditFormat {
     Text,
     /// The stable JSON report (docs/audit.md).
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CatalogFormat {
+    /// One row per entry.
+    Table,
+    /// Every field of every entry, sources included.
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CatalogArgs {
+    /// Show only this entry.
+    #[arg(value_name = "ENTRY")]
+    pub name: Option<String>,
+    /// Policy file merged over the embedded default (its `catalog` entries are listed first).
+    #[arg(long, env = "PYTUNE_POLICY")]
+    pub policy: Option<PathBuf>,
+    #[arg(long, short, value_enum, default_value_t = CatalogFormat::Table)]
+    pub output: CatalogFormat,
 }
 
 #[derive(Debug, clap::Args)]

@@ -66,13 +66,14 @@ pub fn render_text(output: &MutateOutput) -> String {
             None => text.push('\n'),
         }
         for target in &result.plan.containers {
+            let app = match &target.app {
+                Some(app) => format!("catalog {} ({})", app.entry, app.evidence.join(", ")),
+                None => "not recognised".to_string(),
+            };
             let _ = writeln!(
                 text,
-                "  container {}: {} profile ({}), server {}",
-                target.name,
-                target.profile,
-                target.profile_reason,
-                target.detection.server.name()
+                "  container {}: {} profile ({}), {app}",
+                target.name, target.profile, target.profile_reason,
             );
         }
         let rows: Vec<[String; 4]> = visible(&result.plan.changes)
@@ -128,7 +129,35 @@ pub fn render_text(output: &MutateOutput) -> String {
             .sum::<usize>(),
         output.errors.len()
     );
+    let recognition = Recognition::of(output);
+    let _ = writeln!(
+        text,
+        "{} container(s): {} recognised by the catalog, {} not",
+        recognition.containers,
+        recognition.recognised,
+        recognition.containers - recognition.recognised
+    );
     text
+}
+
+/// How many target containers matched a catalog entry.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Recognition {
+    containers: usize,
+    recognised: usize,
+}
+
+impl Recognition {
+    fn of(output: &MutateOutput) -> Recognition {
+        let containers = output.results.iter().flat_map(|r| &r.plan.containers);
+        let mut recognition = Recognition::default();
+        for container in containers {
+            recognition.containers += 1;
+            recognition.recognised += usize::from(container.app.is_some());
+        }
+        recognition
+    }
 }
 
 #[derive(Serialize)]
@@ -160,6 +189,8 @@ struct JsonWorkload<'a> {
 #[serde(rename_all = "camelCase")]
 struct JsonSummary {
     workloads: usize,
+    containers: usize,
+    recognised: usize,
     would_change: usize,
     changes: usize,
     warnings: usize,
@@ -169,8 +200,11 @@ struct JsonSummary {
 /// The JSON report (schema in docs/audit.md).
 pub fn render_json(output: &MutateOutput) -> Value {
     let workloads: Vec<JsonWorkload> = output.results.iter().map(json_workload).collect();
+    let recognition = Recognition::of(output);
     let summary = JsonSummary {
         workloads: workloads.len(),
+        containers: recognition.containers,
+        recognised: recognition.recognised,
         would_change: output.results.iter().filter(|r| !r.plan.is_empty()).count(),
         changes: workloads.iter().map(|w| w.changes.len()).sum(),
         warnings: workloads.iter().map(|w| w.warnings.len()).sum(),

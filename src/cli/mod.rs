@@ -14,6 +14,7 @@ use crate::webhook::serve::{self, ServeOptions, TlsSource};
 
 pub mod args;
 pub mod audit;
+pub mod catalog;
 pub mod cluster;
 mod cluster_audit;
 pub mod explain;
@@ -29,6 +30,7 @@ pub fn main() -> ExitCode {
         args::Command::Policy(args) => run_policy(args),
         args::Command::Audit(args) => run_audit(args),
         args::Command::Explain(args) => run_explain(args),
+        args::Command::Catalog(args) => run_catalog(args),
         args::Command::Serve(args) => run_serve(args),
     };
     match result {
@@ -180,4 +182,28 @@ fn run_explain(args: args::ExplainArgs) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn run_catalog(args: args::CatalogArgs) -> Result<ExitCode> {
+    let policy = load_policy(args.policy.as_deref())?;
+    let embedded = crate::core::catalog::Catalog::embedded();
+    let listed = catalog::list(&policy, embedded, args.name.as_deref());
+    if let Some(name) = &args.name
+        && listed.is_empty()
+    {
+        anyhow::bail!("no catalog entry is named {name:?}; `pytune catalog` lists them");
+    }
+    let text = match args.output {
+        args::CatalogFormat::Table => catalog::render_table(&listed),
+        args::CatalogFormat::Yaml => {
+            serde_saphyr::to_string(&listed).context("cannot render the catalog")?
+        }
+        args::CatalogFormat::Json => {
+            let json =
+                serde_json::to_string_pretty(&listed).context("cannot render the catalog")?;
+            format!("{json}\n")
+        }
+    };
+    write_stdout(&text)?;
+    Ok(ExitCode::SUCCESS)
 }
