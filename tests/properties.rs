@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
 use pytune::core::engine::{self, Context, KubeVersion, MAX_WARNING_CHARS};
-use pytune::core::policy::Policy;
+use pytune::core::policy::{Policy, WorkloadProfile};
 use pytune::core::quantity;
 
 fn cpu() -> impl Strategy<Value = Option<&'static str>> {
@@ -108,7 +108,22 @@ fn command() -> impl Strategy<Value = Option<Value>> {
         json!(["python", "-m", "hypercorn", "app:app"]),
         json!(["/entrypoint.sh"]),
         json!(["sh", "-c", "echo 'unterminated"]),
+        json!(["celery", "-A", "app", "worker", "-c", "3"]),
+        json!(["rq", "worker", "default"]),
+        json!(["dramatiq", "app.tasks"]),
+        json!(["uwsgi", "--http", ":8000", "--module", "app.wsgi"]),
+        json!(["nginx", "-g", "daemon off;"]),
+        json!(["python", "worker.py"]),
     ]))
+}
+
+fn image() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec![
+        "python:3.13",
+        "python:3.12-alpine",
+        "docker.io/library/nginx:1.27",
+        "example.com/team/app@sha256:0123",
+    ])
 }
 
 fn container() -> impl Strategy<Value = Value> {
@@ -126,6 +141,7 @@ fn container() -> impl Strategy<Value = Value> {
         resources(),
         env(),
         any::<(bool, bool, bool, bool, bool)>(),
+        image(),
     )
         .prop_map(
             |(
@@ -135,10 +151,11 @@ fn container() -> impl Strategy<Value = Value> {
                 resources,
                 env,
                 (readiness, pre_stop, env_from, secret, unknown),
+                image,
             )| {
                 let mut c = Map::new();
                 c.insert("name".into(), json!(name));
-                c.insert("image".into(), json!("python:3.13"));
+                c.insert("image".into(), json!(image));
                 if let Some(command) = command {
                     c.insert("command".into(), command);
                 }
@@ -393,6 +410,39 @@ proptest! {
                 env_value("OMP_NUM_THREADS"),
             ) {
                 prop_assert!(threads == 1 || workers * threads <= cpus, "{workers} × {threads} > {cpus}");
+            }
+        }
+
+        // Do no harm: what pytune adds fits what it knows of each container.
+        for target in &plan.containers {
+            let name = target.name.as_str();
+            let added = |field: &str| {
+                plan.changes.iter().any(|c| c.container.as_deref() == Some(name) && c.field == field)
+            };
+            let added_env = plan.changes.iter().any(|c| {
+                c.container.as_deref() == Some(name) && c.field.starts_with("env.")
+            });
+            // A memory limit only where the container's process count is known.
+            if target.app.is_none() {
+                prop_assert!(!added("resources.limits.memory"), "{name}: memory limit on an unknown fan-out");
+            }
+            // Probes and a drain only on containers known to serve, never on workers, jobs or helpers.
+            let probed = added("startupProbe") || added("readinessProbe") || added("livenessProbe");
+            if probed || added("lifecycle.preStop") {
+                prop_assert_eq!(target.profile, WorkloadProfile::Web, "{} probed or drained", name);
+                let serves = target.app.is_some() || target.detection.server.serves_http()
+                    || pod["metadata"]["annotations"]["pytune.io/port"].is_string();
+                prop_assert!(serves, "{name}: probed or drained, but nothing is known to serve");
+            }
+            // Python settings only on Python.
+            if target.profile == WorkloadProfile::Helper {
+                prop_assert!(!added_env, "{name}: Python variables on a helper");
+                prop_assert!(!probed, "{name}: probes on a helper");
+            }
+            // A count variable only where the launch path reads it.
+            if added("env.WEB_CONCURRENCY") {
+                let reads = matches!(target.app.as_ref().map(|a| a.entry.as_str()), Some("gunicorn" | "uvicorn"));
+                prop_assert!(reads, "{name}: WEB_CONCURRENCY for {:?}", target.app);
             }
         }
 

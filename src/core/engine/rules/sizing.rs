@@ -46,6 +46,11 @@ pub fn fan_out(target: &Target, directives: &Directives, policy: &Policy) -> Fan
         processes: count.saturating_add(base),
         source,
     };
+    if launch.entry.is_none() {
+        return FanOut::Unknown(
+            "no server or application recognised, so its process count is unknown".to_string(),
+        );
+    }
     if let Some(count) = given(target) {
         return known(count.0, count.1);
     }
@@ -97,7 +102,8 @@ fn given(target: &Target) -> Option<(u32, String)> {
             format!("{} --concurrency {count}", detection.server.name()),
         ));
     }
-    let knob = target.launch.count_env()?;
+    // Without a catalog entry, a WEB_CONCURRENCY the user set is the best guess of the count.
+    let knob = target.launch.count_env().unwrap_or("WEB_CONCURRENCY");
     let count = target.env_count(knob)?;
     Some((count, format!("{knob}={count}")))
 }
