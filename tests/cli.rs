@@ -163,16 +163,15 @@ fn kubernetes_version_picks_the_native_sleep() {
             "--quiet",
             "--kubernetes-version",
             "1.31",
-            "examples/bare-pod.yaml",
+            "examples/django-gunicorn.yaml",
         ],
         None,
     );
     assert!(output.status.success());
-    let pod = &documents(&text(&output.stdout))[0];
-    assert_eq!(
-        pod["spec"]["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"],
-        5
-    );
+    let deployment = &documents(&text(&output.stdout))[0];
+    let web = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(web["name"], "web");
+    assert_eq!(web["lifecycle"]["preStop"]["sleep"]["seconds"], 5);
 }
 
 #[test]
