@@ -3,6 +3,10 @@
 
 pub const EMBEDDED: &[(&str, &str)] = &[
     (
+        "airflow.yaml",
+        include_str!("../../../catalog/airflow.yaml"),
+    ),
+    (
         "argilla.yaml",
         include_str!("../../../catalog/argilla.yaml"),
     ),
@@ -11,6 +15,11 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../../catalog/authentik.yaml"),
     ),
     ("ckan.yaml", include_str!("../../../catalog/ckan.yaml")),
+    (
+        "dagster.yaml",
+        include_str!("../../../catalog/dagster.yaml"),
+    ),
+    ("flower.yaml", include_str!("../../../catalog/flower.yaml")),
     ("gradio.yaml", include_str!("../../../catalog/gradio.yaml")),
     (
         "graphite.yaml",
@@ -28,6 +37,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "litellm.yaml",
         include_str!("../../../catalog/litellm.yaml"),
     ),
+    ("locust.yaml", include_str!("../../../catalog/locust.yaml")),
     (
         "mailman.yaml",
         include_str!("../../../catalog/mailman.yaml"),
@@ -46,12 +56,22 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "posthog.yaml",
         include_str!("../../../catalog/posthog.yaml"),
     ),
+    (
+        "prefect.yaml",
+        include_str!("../../../catalog/prefect.yaml"),
+    ),
     ("pretix.yaml", include_str!("../../../catalog/pretix.yaml")),
     ("ray.yaml", include_str!("../../../catalog/ray.yaml")),
+    ("redash.yaml", include_str!("../../../catalog/redash.yaml")),
     ("saleor.yaml", include_str!("../../../catalog/saleor.yaml")),
+    ("sentry.yaml", include_str!("../../../catalog/sentry.yaml")),
     (
         "streamlit.yaml",
         include_str!("../../../catalog/streamlit.yaml"),
+    ),
+    (
+        "superset.yaml",
+        include_str!("../../../catalog/superset.yaml"),
     ),
     ("vllm.yaml", include_str!("../../../catalog/vllm.yaml")),
     (

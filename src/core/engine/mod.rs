@@ -285,7 +285,8 @@ fn plan_selected(pod: &Pod, policy: &Policy, ctx: &Context) -> Plan {
 
     for target in &targets {
         let sizing_base = if enabled(Feature::Resources) {
-            let fan_out = sizing::fan_out(target, &directives, policy);
+            let sources = env::env_from(target, &planner);
+            let fan_out = sizing::fan_out(target, &directives, policy, &sources);
             let per_process = sizing::memory_per_process(target, policy, &directives);
             resources::plan(pod, target, &fan_out, &per_process, &mut planner)
         } else {
@@ -297,7 +298,8 @@ fn plan_selected(pod: &Pod, policy: &Policy, ctx: &Context) -> Plan {
             None
         };
         let listening = listen::listening(target, port_env.is_some());
-        let workers = sizing::plan(target, &sizing_base, &directives, policy);
+        let sources = env::env_from(target, &planner);
+        let workers = sizing::plan(target, &sizing_base, &directives, policy, &sources);
         if enabled(Feature::Probes) {
             probes::plan(target, &directives, &listening, &mut planner);
         }

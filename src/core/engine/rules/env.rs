@@ -13,13 +13,13 @@ use crate::core::engine::{Feature, PatchValue, Planner, Target, Warning, Workloa
 use crate::core::quantity;
 
 /// What the container's `envFrom` sources may define.
-struct EnvFrom {
-    known_keys: BTreeSet<String>,
+pub(crate) struct EnvFrom {
+    pub known_keys: BTreeSet<String>,
     /// Sources whose keys pytune cannot know (Secrets, and ConfigMaps it was not given).
-    unknown_sources: Vec<String>,
+    pub unknown_sources: Vec<String>,
 }
 
-fn env_from(target: &Target, planner: &Planner) -> EnvFrom {
+pub(crate) fn env_from(target: &Target, planner: &Planner) -> EnvFrom {
     let mut known_keys = BTreeSet::new();
     let mut unknown_sources = Vec::new();
     for source in target.container.env_from.iter().flatten() {
@@ -155,7 +155,8 @@ pub fn plan(
         ));
     }
     let detection = &target.info.detection;
-    if detection.server == Server::Uvicorn
+    // Only the uvicorn command reads UVICORN_* variables (apps that embed uvicorn do not).
+    if target.launch.name() == Some("uvicorn")
         && detection.flags.graceful_timeout.is_none()
         && policy.env.uvicorn_graceful_shutdown
         && let Some(drain) = policy.profile(target.info.profile).drain_seconds

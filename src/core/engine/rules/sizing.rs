@@ -1,6 +1,7 @@
 //! How many worker processes a web container should run: a formula per server from the CPU the
 //! container gets, capped by its memory limit, or pinned by annotation.
 
+use super::env::EnvFrom;
 use super::resources::SizingBase;
 use crate::core::catalog::{CountDefault, Counts};
 use crate::core::detect::{Server, WorkerClass};
@@ -39,7 +40,12 @@ pub enum FanOut {
 
 /// The process count a container will run: what the user or the app fixed, what pytune will set,
 /// or unknown. Decides whether a memory limit can be added safely.
-pub fn fan_out(target: &Target, directives: &Directives, policy: &Policy) -> FanOut {
+pub fn fan_out(
+    target: &Target,
+    directives: &Directives,
+    policy: &Policy,
+    sources: &EnvFrom,
+) -> FanOut {
     let launch = &target.launch;
     let base = launch.base_processes();
     let known = |count: u32, source: String| FanOut::Known {
@@ -60,6 +66,12 @@ pub fn fan_out(target: &Target, directives: &Directives, policy: &Policy) -> Fan
     {
         if let Some(count) = directives.workers {
             return known(count, format!("annotation {}", annotations::WORKERS));
+        }
+        // pytune would not add the variable, and the source may set any count.
+        if sources.known_keys.contains(knob) || !sources.unknown_sources.is_empty() {
+            return FanOut::Unknown(format!(
+                "{knob} may come from envFrom, which pytune cannot read",
+            ));
         }
         return FanOut::Owned {
             knob: knob.to_string(),
@@ -141,13 +153,14 @@ pub fn plan(
     base: &SizingBase,
     directives: &Directives,
     policy: &Policy,
+    sources: &EnvFrom,
 ) -> WorkerPlan {
     let detection = &target.info.detection;
     let server = detection.server;
     if let Some((count, source)) = given(target) {
         return WorkerPlan::Given { count, source };
     }
-    let knob = match fan_out(target, directives, policy) {
+    let knob = match fan_out(target, directives, policy, sources) {
         FanOut::Owned { knob } => knob,
         FanOut::Known { processes, source } if directives.workers.is_none() => {
             let count = processes
