@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::Pod;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
+use pytune::core::catalog::Catalog;
 use pytune::core::engine::{self, Context, KubeVersion, MAX_WARNING_CHARS};
 use pytune::core::policy::{Policy, WorkloadProfile};
 use pytune::core::quantity;
@@ -441,7 +442,12 @@ proptest! {
             }
             // A count variable only where the launch path reads it.
             if added("env.WEB_CONCURRENCY") {
-                let reads = matches!(target.app.as_ref().map(|a| a.entry.as_str()), Some("gunicorn" | "uvicorn"));
+                let entry = target.app.as_ref().and_then(|app| {
+                    Catalog::embedded().entries().find(|(_, entry)| entry.name == app.entry)
+                });
+                let reads = entry.is_some_and(|(_, entry)| {
+                    entry.concurrency.as_ref().is_some_and(|c| c.web_concurrency)
+                });
                 prop_assert!(reads, "{name}: WEB_CONCURRENCY for {:?}", target.app);
             }
         }
