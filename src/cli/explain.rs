@@ -82,7 +82,8 @@ pub fn explain(
                 let Some(pod) = manifests::pod_at(value, &site) else {
                     continue;
                 };
-                match explain_pod(&pod, policy, ctx) {
+                let ctx = crate::cli::mutate::site_context(ctx, &site.workload);
+                match explain_pod(&pod, policy, &ctx) {
                     Ok(parts) => explanations.push(Explanation {
                         source: input.name.clone(),
                         document: document.index,

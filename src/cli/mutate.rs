@@ -98,7 +98,8 @@ fn mutate_document(
         let Some(mut pod) = manifests::pod_at(&value, &site) else {
             continue;
         };
-        let plan = match engine::plan(&pod, policy, ctx) {
+        let ctx = site_context(ctx, &site.workload);
+        let plan = match engine::plan(&pod, policy, &ctx) {
             Ok(plan) => plan,
             Err(err) => {
                 output.errors.push(format!(
@@ -140,6 +141,14 @@ fn mutate_document(
                 .push(format!("{where_}: {err}; passed through unchanged"));
             document.text.clone()
         }
+    }
+}
+
+/// The context of one pod template: the workload kind it belongs to (`DaemonSet/x` → `DaemonSet`).
+pub fn site_context(ctx: &Context, workload: &str) -> Context {
+    Context {
+        workload_kind: workload.split_once('/').map(|(kind, _)| kind.to_string()),
+        ..ctx.clone()
     }
 }
 

@@ -162,6 +162,10 @@ pub struct LifecycleDefaults {
     pub pre_stop_sleep_seconds: u32,
     pub exec_fallback: Vec<String>,
     pub margin_seconds: u32,
+    /// How long a task queue worker (Celery, RQ, Dramatiq) may take to finish its running tasks
+    /// after SIGTERM; `None`: pytune does not lengthen their grace period and says so.
+    #[serde(default)]
+    pub task_drain_seconds: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -24,6 +24,9 @@ pub struct AppRef {
 #[derive(Debug, Clone, Default)]
 pub struct Launch {
     pub entry: Option<Entry>,
+    /// A generic server entry (the operator's own app under gunicorn, Celery…), not a catalogued
+    /// application: the policy's per-process memory describes it.
+    pub generic: bool,
 }
 
 /// The generic catalog entry of a server the command shows (used when the words themselves did
@@ -72,6 +75,9 @@ impl Launch {
         };
         match chosen {
             Some(found) => {
+                let generic = catalog.entries().any(|(family, entry)| {
+                    family.family == "servers" && entry.name == found.entry.name
+                });
                 let app = AppRef {
                     entry: found.entry.name.clone(),
                     evidence: found.evidence.0.clone(),
@@ -79,6 +85,7 @@ impl Launch {
                 (
                     Launch {
                         entry: Some(found.entry),
+                        generic,
                     },
                     Some(app),
                 )

@@ -84,6 +84,9 @@ pub struct Context {
     /// Keys of ConfigMaps the Pod's `envFrom` may name, by ConfigMap name. A ConfigMap missing here
     /// is unknown; Secrets are always unknown.
     pub config_map_keys: BTreeMap<String, BTreeSet<String>>,
+    /// The kind of workload whose pod template this is (`DaemonSet`, `CronJob`…), when planning a
+    /// template from a manifest; a Pod from the API server says so in its owner references.
+    pub workload_kind: Option<String>,
 }
 
 #[derive(Debug, Error)]
@@ -287,8 +290,8 @@ fn plan_selected(pod: &Pod, policy: &Policy, ctx: &Context) -> Plan {
         let sizing_base = if enabled(Feature::Resources) {
             let sources = env::env_from(target, &planner);
             let fan_out = sizing::fan_out(target, &directives, policy, &sources);
-            let per_process = sizing::memory_per_process(target, policy, &directives);
-            resources::plan(pod, target, &fan_out, &per_process, &mut planner)
+            let per_process = sizing::memory_budget(target, policy, &directives);
+            resources::plan(pod, target, &fan_out, per_process.as_ref(), &mut planner)
         } else {
             resources::current(pod, target, &mut planner)
         };

@@ -57,7 +57,7 @@ pub fn select<'p>(pod: &'p Pod, directives: &Directives, planner: &mut Planner) 
         .collect();
     let ports = resolve_ports(&chosen, &detections, &launches, directives, planner);
     let job_reason = job_evidence(pod);
-    let daemon_reason = daemon_evidence(pod);
+    let daemon_reason = daemon_evidence(pod, planner.ctx.workload_kind.as_deref());
     chosen
         .into_iter()
         .zip(ports)
@@ -150,7 +150,10 @@ fn profile_of(directives: &Directives, evidence: &Evidence) -> (WorkloadProfile,
 }
 
 /// Why the Pod runs on every node, if it does.
-fn daemon_evidence(pod: &Pod) -> Option<String> {
+fn daemon_evidence(pod: &Pod, workload_kind: Option<&str>) -> Option<String> {
+    if workload_kind == Some("DaemonSet") {
+        return Some("a DaemonSet's pod template".to_string());
+    }
     pod.metadata
         .owner_references
         .iter()

@@ -159,6 +159,14 @@ fn drain_seconds(target: &Target, policy: &Policy) -> (i64, String) {
         .profile(target.info.profile)
         .drain_seconds
         .unwrap_or(0);
+    if target.launch.sigterm() == Some(Sigterm::WaitsForTasks)
+        && let Some(seconds) = policy.lifecycle.task_drain_seconds
+    {
+        return (
+            i64::from(seconds),
+            "running tasks, policy taskDrainSeconds".into(),
+        );
+    }
     match (detection.server, detection.flags.graceful_timeout) {
         (Server::Gunicorn, Some(timeout)) => {
             (i64::from(timeout), "gunicorn --graceful-timeout".into())
@@ -192,6 +200,20 @@ pub fn plan_grace_period(pod: &Pod, targets: &[Target], planner: &mut Planner) {
         .filter(|target| {
             target.launch.entry.is_some()
                 || pause_seconds(target, policy.lifecycle.pre_stop_sleep_seconds, planner) > 0
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .filter(|target| {
+            let waits = target.launch.sigterm() == Some(Sigterm::WaitsForTasks);
+            if waits && policy.lifecycle.task_drain_seconds.is_none() {
+                planner.warn(Warning::container(
+                    target.name(),
+                    "SIGTERM waits for running tasks; those still running at the grace period's end \
+                     are killed (policy lifecycle.taskDrainSeconds)",
+                ));
+                return false;
+            }
+            true
         })
         .collect::<Vec<_>>()
         .into_iter()

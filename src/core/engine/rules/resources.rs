@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::sizing::FanOut;
+use crate::core::engine::directives::annotations;
 use crate::core::engine::{Feature, PatchValue, Planner, Target, Warning};
 use crate::core::quantity;
 
@@ -98,7 +99,7 @@ pub fn plan(
     pod: &Pod,
     target: &Target,
     fan_out: &FanOut,
-    per_process: &(String, u64),
+    per_process: Option<&(String, u64)>,
     planner: &mut Planner,
 ) -> SizingBase {
     if let Some(base) = pod_level(pod) {
@@ -174,8 +175,8 @@ pub fn plan(
             && default_limit.is_some()
             && let Dimension::Memory = dimension
         {
-            match fan_out {
-                FanOut::Unknown(why) => {
+            match (fan_out, per_process) {
+                (FanOut::Unknown(why), _) => {
                     planner.note(
                         Some(target.name()),
                         Feature::Resources,
@@ -183,7 +184,19 @@ pub fn plan(
                     );
                     default_limit = None;
                 }
-                FanOut::Known { processes, source } => {
+                (_, None) => {
+                    planner.note(
+                        Some(target.name()),
+                        Feature::Resources,
+                        format!(
+                            "no memory limit: the catalog gives no memory per process for {}; set {} to get one",
+                            target.launch.name().unwrap_or("this application"),
+                            annotations::MEMORY_PER_WORKER
+                        ),
+                    );
+                    default_limit = None;
+                }
+                (FanOut::Known { processes, source }, Some(per_process)) => {
                     let needed = u64::from(*processes).saturating_mul(per_process.1);
                     let default = default_limit
                         .as_deref()
@@ -213,7 +226,7 @@ pub fn plan(
                         default_limit = None;
                     }
                 }
-                FanOut::Owned { .. } => {}
+                (FanOut::Owned { .. }, Some(_)) => {}
             }
         }
         if user_limit.is_none()

@@ -239,10 +239,24 @@ pub fn memory_per_process(
     policy: &Policy,
     directives: &Directives,
 ) -> (String, u64) {
-    if directives.memory_per_worker.is_none()
-        && let Some(per_process) = target.launch.memory_per_process()
-    {
-        return per_process;
+    memory_budget(target, policy, directives)
+        .unwrap_or_else(|| memory_per_worker(policy, directives))
+}
+
+/// The memory of one process when pytune knows it: the annotation, the catalog entry, or — for the
+/// operator's own services under a generic server — the policy. A catalogued application whose
+/// footprint the catalog does not state has none: the policy's figure says nothing about it.
+pub fn memory_budget(
+    target: &Target,
+    policy: &Policy,
+    directives: &Directives,
+) -> Option<(String, u64)> {
+    if directives.memory_per_worker.is_some() {
+        return Some(memory_per_worker(policy, directives));
     }
-    memory_per_worker(policy, directives)
+    if let Some(per_process) = target.launch.memory_per_process() {
+        return Some(per_process);
+    }
+    (target.launch.entry.is_none() || target.launch.generic)
+        .then(|| memory_per_worker(policy, directives))
 }
