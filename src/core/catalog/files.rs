@@ -14,10 +14,22 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "authentik.yaml",
         include_str!("../../../catalog/authentik.yaml"),
     ),
+    (
+        "baserow.yaml",
+        include_str!("../../../catalog/baserow.yaml"),
+    ),
+    (
+        "binderhub.yaml",
+        include_str!("../../../catalog/binderhub.yaml"),
+    ),
     ("ckan.yaml", include_str!("../../../catalog/ckan.yaml")),
     (
         "dagster.yaml",
         include_str!("../../../catalog/dagster.yaml"),
+    ),
+    (
+        "enterprise-gateway.yaml",
+        include_str!("../../../catalog/enterprise-gateway.yaml"),
     ),
     ("flower.yaml", include_str!("../../../catalog/flower.yaml")),
     ("gradio.yaml", include_str!("../../../catalog/gradio.yaml")),
@@ -26,12 +38,24 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../../catalog/graphite.yaml"),
     ),
     (
+        "healthchecks.yaml",
+        include_str!("../../../catalog/healthchecks.yaml"),
+    ),
+    (
         "home-assistant.yaml",
         include_str!("../../../catalog/home-assistant.yaml"),
     ),
     (
+        "jupyterhub.yaml",
+        include_str!("../../../catalog/jupyterhub.yaml"),
+    ),
+    (
         "kiwitcms.yaml",
         include_str!("../../../catalog/kiwitcms.yaml"),
+    ),
+    (
+        "label-studio.yaml",
+        include_str!("../../../catalog/label-studio.yaml"),
     ),
     (
         "litellm.yaml",
@@ -43,13 +67,27 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../../catalog/mailman.yaml"),
     ),
     (
+        "mayan-edms.yaml",
+        include_str!("../../../catalog/mayan-edms.yaml"),
+    ),
+    (
         "microservices-demo.yaml",
         include_str!("../../../catalog/microservices-demo.yaml"),
     ),
+    ("mlflow.yaml", include_str!("../../../catalog/mlflow.yaml")),
+    (
+        "nautobot.yaml",
+        include_str!("../../../catalog/nautobot.yaml"),
+    ),
+    ("netbox.yaml", include_str!("../../../catalog/netbox.yaml")),
     ("odoo.yaml", include_str!("../../../catalog/odoo.yaml")),
     (
         "open-webui.yaml",
         include_str!("../../../catalog/open-webui.yaml"),
+    ),
+    (
+        "paperless-ngx.yaml",
+        include_str!("../../../catalog/paperless-ngx.yaml"),
     ),
     ("plone.yaml", include_str!("../../../catalog/plone.yaml")),
     (
@@ -61,6 +99,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../../catalog/prefect.yaml"),
     ),
     ("pretix.yaml", include_str!("../../../catalog/pretix.yaml")),
+    (
+        "pypiserver.yaml",
+        include_str!("../../../catalog/pypiserver.yaml"),
+    ),
     ("ray.yaml", include_str!("../../../catalog/ray.yaml")),
     ("redash.yaml", include_str!("../../../catalog/redash.yaml")),
     ("saleor.yaml", include_str!("../../../catalog/saleor.yaml")),
@@ -73,11 +115,17 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "superset.yaml",
         include_str!("../../../catalog/superset.yaml"),
     ),
+    ("taiga.yaml", include_str!("../../../catalog/taiga.yaml")),
     ("vllm.yaml", include_str!("../../../catalog/vllm.yaml")),
     (
         "wagtail.yaml",
         include_str!("../../../catalog/wagtail.yaml"),
     ),
+    (
+        "weblate.yaml",
+        include_str!("../../../catalog/weblate.yaml"),
+    ),
+    ("zulip.yaml", include_str!("../../../catalog/zulip.yaml")),
     (
         "servers.yaml",
         include_str!("../../../catalog/servers.yaml"),

@@ -56,6 +56,12 @@ pub struct Entry {
     #[serde(rename = "match")]
     pub matchers: Vec<Matcher>,
     pub python: bool,
+    /// The Python version the image ships (`"3.12"`), where the entry's image fixes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python_version: Option<String>,
+    /// The C library of the image, where known: `MALLOC_ARENA_MAX` only means something to glibc.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub libc: Option<Libc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerKind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -246,6 +252,13 @@ pub struct Shutdown {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Libc {
+    Glibc,
+    Musl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Sigterm {
     Graceful,
@@ -363,6 +376,17 @@ fn validate_entry(family: &Family, entry: &Entry) -> Result<(), CatalogError> {
         && !health.path.starts_with('/')
     {
         return Err(invalid(&place, "health.path must start with /"));
+    }
+    if let Some(version) = &entry.python_version {
+        let valid = version.split_once('.').is_some_and(|(major, minor)| {
+            major.parse::<u32>().is_ok() && minor.parse::<u32>().is_ok()
+        });
+        if !valid {
+            return Err(invalid(
+                &place,
+                format!("pythonVersion {version:?} is not like \"3.12\""),
+            ));
+        }
     }
     if entry.sources.is_empty() && family.sources.is_empty() {
         return Err(invalid(&place, "sources: say where the facts come from"));

@@ -160,6 +160,13 @@ impl Launch {
         Some((text.clone(), bytes))
     }
 
+    /// The Python version the entry states, as `(major, minor)`.
+    pub fn python_version(&self) -> Option<(u32, u32)> {
+        let text = self.entry.as_ref()?.python_version.as_deref()?;
+        let (major, minor) = text.split_once('.')?;
+        Some((major.parse().ok()?, minor.parse().ok()?))
+    }
+
     pub fn sigterm(&self) -> Option<Sigterm> {
         Some(self.entry.as_ref()?.shutdown.as_ref()?.sigterm)
     }

@@ -124,7 +124,11 @@ pub fn plan(
         let jemalloc = target
             .env_value("LD_PRELOAD")
             .is_some_and(|preload| preload.contains("jemalloc"));
-        if target.info.detection.libc == Libc::Musl {
+        let musl = match target.launch.entry.as_ref().and_then(|entry| entry.libc) {
+            Some(libc) => libc == crate::core::catalog::Libc::Musl,
+            None => target.info.detection.libc == Libc::Musl,
+        };
+        if musl {
             planner.note(
                 Some(&name),
                 Feature::Env,
@@ -236,6 +240,49 @@ pub fn plan(
     }
 }
 
+/// The Python version an image reference shows: `python:3.13-slim`, `…/python3.12:tag`,
+/// `app:1.2-py3.11`. Application images mostly do not.
+pub(crate) fn python_version_of_image(image: &str) -> Option<(u32, u32)> {
+    let image = image.to_ascii_lowercase();
+    let repository = crate::core::catalog::image_repository(&image);
+    let last = repository.rsplit('/').next().unwrap_or("");
+    let tag = image
+        .split('@')
+        .next()
+        .and_then(|reference| reference.rsplit_once(':'))
+        .map(|(_, tag)| tag)
+        .filter(|tag| !tag.contains('/'))
+        .unwrap_or("");
+    let numbers = |text: &str| -> Option<(u32, u32)> {
+        let mut parts = text.split(['.', '-', '_']);
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts
+            .next()?
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .ok()?;
+        (major == 3).then_some((major, minor))
+    };
+    if last == "python" || last == "pypy" {
+        return numbers(tag);
+    }
+    if let Some(rest) = last.strip_prefix("python") {
+        return numbers(rest);
+    }
+    // A tag naming the interpreter: `-python3.12`, `-py3.13`, `py311`.
+    ["python", "py"].iter().find_map(|marker| {
+        let rest = tag.split(marker).nth(1)?;
+        if rest.starts_with("3.") {
+            return numbers(rest);
+        }
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let minor = digits.strip_prefix('3')?;
+        numbers(&format!("3.{minor}"))
+    })
+}
+
 /// The names the container's `env` already defines. A scan: lists are short, and building a set
 /// cost more than the few lookups made in it.
 struct Defined<'a>(&'a [EnvVar]);
@@ -284,15 +331,30 @@ fn computed(
         return out;
     };
     let cpus = quantity::whole_cpus(millis);
-    if policy.env.python_cpu_count {
-        out.push((
+    let version = target
+        .launch
+        .python_version()
+        .or_else(|| python_version_of_image(target.container.image.as_deref().unwrap_or("")));
+    match version {
+        _ if !policy.env.python_cpu_count => {}
+        Some((3, minor)) if minor >= 13 => out.push((
             "PYTHON_CPU_COUNT".to_string(),
             cpus.to_string(),
             format!(
                 "CPython 3.13+ reports {cpus} CPU(s) ({}) instead of the node's cores",
                 base.cpu_source
             ),
-        ));
+        )),
+        Some((major, minor)) => planner.note(
+            Some(target.name()),
+            Feature::Env,
+            format!("PYTHON_CPU_COUNT not added: Python {major}.{minor} does not read it (3.13+)"),
+        ),
+        None => planner.note(
+            Some(target.name()),
+            Feature::Env,
+            "PYTHON_CPU_COUNT not added: the image does not show a Python version (read from 3.13)",
+        ),
     }
     if server == Server::CeleryBeat {
         planner.note(
@@ -322,4 +384,27 @@ fn computed(
         out.push((var.clone(), threads.clone(), reason.clone()));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::python_version_of_image;
+
+    #[test]
+    fn python_versions_read_from_image_references() {
+        for (image, version) in [
+            ("python:3.13-slim", Some((3, 13))),
+            ("docker.io/library/python:3.12.4-alpine3.20", Some((3, 12))),
+            ("registry.example.com/base/python3.11:2024", Some((3, 11))),
+            ("ghcr.io/team/app:1.4-py3.13", Some((3, 13))),
+            ("python:latest", None),
+            ("apache/airflow:3.0.2", None),
+            ("apache/airflow:3.0.2-python3.12", Some((3, 12))),
+            ("team/app:py311", Some((3, 11))),
+            ("localhost:5000/python", None),
+            ("", None),
+        ] {
+            assert_eq!(python_version_of_image(image), version, "{image}");
+        }
+    }
 }
