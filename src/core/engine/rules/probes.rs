@@ -1,6 +1,7 @@
 //! Startup, readiness and liveness probes for web containers, each added only when missing.
 
-use crate::core::engine::directives::Directives;
+use crate::core::catalog::ServerKind;
+use crate::core::engine::directives::{Directives, annotations};
 use crate::core::engine::listen::Listening;
 use crate::core::engine::{Feature, PatchValue, Planner, Target, WorkloadProfile};
 use crate::core::policy::ProbeTiming;
@@ -56,6 +57,22 @@ pub fn plan(
         .health()
         .filter(|health| target.launch.port_of(health.port, port) == port)
         .map(|health| health.path.as_str());
+    // Several programs behind one port (supervisord: nginx in front of the app): the port accepts
+    // before the app answers, so only the app's own health endpoint says anything.
+    if target.launch.entry.as_ref().and_then(|entry| entry.server) == Some(ServerKind::Supervisord)
+        && catalog_health.is_none()
+        && directives.health_path.is_none()
+    {
+        planner.note(
+            Some(target.name()),
+            Feature::Probes,
+            format!(
+                "no probes: port {port} is a front for several programs, and no health endpoint is known (set {})",
+                annotations::HEALTH_PATH
+            ),
+        );
+        return;
+    }
     let container = target.container;
     let timings = &planner.policy.probes;
     let existing = [
