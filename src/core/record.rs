@@ -4,11 +4,12 @@
 //! by the API server on each read, and one sentence per change made the record most of the patch
 //! (a Pod with 200 containers would pass the API server's 256 KiB limit on annotations and be
 //! rejected). The record names the fields, one line per container, and `pytune explain` gives the
-//! reasons from the same engine. Over its budget it falls back to counts per feature, then to one
+//! reasons from the same engine. A container's line names the catalog entry it matched in
+//! brackets. Over its budget it falls back to counts per feature, then to one
 //! line of totals.
 //!
 //! ```text
-//! web: resources.requests(cpu,memory) resources.limits(memory) startupProbe lifecycle(preStop) env(PYTHONUNBUFFERED,WEB_CONCURRENCY)
+//! web[gunicorn]: resources.requests(cpu,memory) resources.limits(memory) startupProbe lifecycle(preStop) env(PYTHONUNBUFFERED,WEB_CONCURRENCY)
 //! pod: terminationGracePeriodSeconds
 //! ```
 //!
@@ -45,18 +46,23 @@ impl Detail {
     pub const ALL: [Detail; 3] = [Detail::Fields, Detail::Features, Detail::Totals];
 }
 
-/// The record of `changes` (pytune's own record changes are left out) at one level of detail.
-pub fn render(changes: &[Change], detail: Detail) -> String {
+/// The record of `changes` (pytune's own record changes are left out) at one level of detail;
+/// `apps` names the catalog entry of each container that matched one.
+pub fn render(changes: &[Change], detail: Detail, apps: &[(String, String)]) -> String {
     let owners = by_owner(changes);
+    let label = |owner: &str| match apps.iter().find(|(name, _)| name == owner) {
+        Some((_, entry)) => format!("{owner}[{entry}]"),
+        None => owner.to_string(),
+    };
     match detail {
         Detail::Fields => owners
             .iter()
-            .map(|(owner, changes)| format!("{owner}: {}", grouped_fields(changes)))
+            .map(|(owner, changes)| format!("{}: {}", label(owner), grouped_fields(changes)))
             .collect::<Vec<_>>()
             .join("\n"),
         Detail::Features => owners
             .iter()
-            .map(|(owner, changes)| format!("{owner}: {}", feature_counts(changes)))
+            .map(|(owner, changes)| format!("{}: {}", label(owner), feature_counts(changes)))
             .collect::<Vec<_>>()
             .join("\n"),
         Detail::Totals => {
@@ -139,10 +145,10 @@ fn feature_counts(changes: &[&Change]) -> String {
 /// The record to write: the earlier one (if the Pod came with one) followed by this one, at the
 /// most detail that fits in [`RECORD_BUDGET`]. When even totals do not fit beside the earlier
 /// record, the earlier record is dropped.
-pub fn compose(earlier: Option<&str>, changes: &[Change]) -> String {
+pub fn compose(earlier: Option<&str>, changes: &[Change], apps: &[(String, String)]) -> String {
     let earlier = earlier.map(str::trim).filter(|text| !text.is_empty());
     for detail in Detail::ALL {
-        let text = render(changes, detail);
+        let text = render(changes, detail, apps);
         let text = match earlier {
             Some(earlier) => format!("{earlier}\n{text}"),
             None => text,
@@ -151,7 +157,7 @@ pub fn compose(earlier: Option<&str>, changes: &[Change]) -> String {
             return text;
         }
     }
-    render(changes, Detail::Totals)
+    render(changes, Detail::Totals, apps)
 }
 
 /// What a record says pytune added.
@@ -176,6 +182,8 @@ pub fn parse(text: &str) -> Recorded {
             continue;
         };
         if let Some(owner) = head.strip_suffix(':') {
+            // `web[gunicorn]`: the bracket names the catalog entry.
+            let owner = owner.split('[').next().unwrap_or(owner);
             // This format: `owner: item item…`. Container names cannot hold a colon.
             for item in rest.split_whitespace() {
                 if !read_item(owner, item, &mut recorded.fields) {
@@ -306,9 +314,28 @@ mod tests {
     }
 
     #[test]
+    fn a_container_line_names_its_catalog_entry_and_reads_back() {
+        let apps = vec![("web".to_string(), "gunicorn".to_string())];
+        let text = render(&web_changes(), Detail::Fields, &apps);
+        assert!(
+            text.starts_with("web[gunicorn]: resources.requests(cpu,memory)"),
+            "{text}"
+        );
+        assert!(text.contains("\nworker: env(PYTHONUNBUFFERED)"), "{text}");
+        let recorded = parse(&text);
+        assert!(
+            recorded
+                .fields
+                .iter()
+                .all(|(owner, _)| !owner.contains('['))
+        );
+        assert_eq!(recorded.fields.len(), web_changes().len());
+    }
+
+    #[test]
     fn fields_are_grouped_one_line_per_container_and_the_pod_last() {
         assert_eq!(
-            render(&web_changes(), Detail::Fields),
+            render(&web_changes(), Detail::Fields, &[]),
             "web: resources.requests(cpu,memory) resources.limits(memory) startupProbe \
              readinessProbe lifecycle(preStop) env(PYTHONUNBUFFERED,WEB_CONCURRENCY)\n\
              worker: env(PYTHONUNBUFFERED)\n\
@@ -319,11 +346,11 @@ mod tests {
     #[test]
     fn coarser_forms_count_features_then_totals() {
         assert_eq!(
-            render(&web_changes(), Detail::Features),
+            render(&web_changes(), Detail::Features, &[]),
             "web: resources=3 probes=2 lifecycle=1 env=2\nworker: env=1\npod: lifecycle=1"
         );
         assert_eq!(
-            render(&web_changes(), Detail::Totals),
+            render(&web_changes(), Detail::Totals, &[]),
             "10 values in 2 containers; pytune explain lists them"
         );
     }
@@ -334,13 +361,13 @@ mod tests {
             change(Some("web"), Feature::Env, "env.A"),
             change(None, Feature::Record, "annotations.pytune.io/injected"),
         ];
-        assert_eq!(render(&changes, Detail::Fields), "web: env(A)");
+        assert_eq!(render(&changes, Detail::Fields, &[]), "web: env(A)");
     }
 
     #[test]
     fn fields_read_back_as_written() {
         let changes = web_changes();
-        let recorded = parse(&render(&changes, Detail::Fields));
+        let recorded = parse(&render(&changes, Detail::Fields, &[]));
         assert!(recorded.complete);
         let expected: Vec<(String, String)> = changes
             .iter()
@@ -360,8 +387,8 @@ mod tests {
 
     #[test]
     fn counts_and_totals_read_as_incomplete() {
-        assert!(!parse(&render(&web_changes(), Detail::Features)).complete);
-        assert!(!parse(&render(&web_changes(), Detail::Totals)).complete);
+        assert!(!parse(&render(&web_changes(), Detail::Features, &[])).complete);
+        assert!(!parse(&render(&web_changes(), Detail::Totals, &[])).complete);
     }
 
     #[test]
@@ -398,7 +425,7 @@ mod tests {
                 })
             })
             .collect();
-        let text = compose(None, &many);
+        let text = compose(None, &many, &[]);
         assert!(text.len() <= RECORD_BUDGET, "{} bytes", text.len());
         assert_eq!(
             text,
@@ -410,13 +437,13 @@ mod tests {
     fn an_earlier_record_is_kept_when_both_fit_and_dropped_when_not() {
         let changes = vec![change(Some("web"), Feature::Env, "env.A")];
         assert_eq!(
-            compose(Some("web: env(B)\n"), &changes),
+            compose(Some("web: env(B)\n"), &changes, &[]),
             "web: env(B)\nweb: env(A)"
         );
         let huge = "x ".repeat(RECORD_BUDGET);
         assert_eq!(
-            compose(Some(&huge), &changes),
-            render(&changes, Detail::Totals)
+            compose(Some(&huge), &changes, &[]),
+            render(&changes, Detail::Totals, &[])
         );
     }
 

@@ -222,6 +222,8 @@ pub(crate) struct Planner<'a> {
     pub changes: Vec<Change>,
     pub notes: Vec<Note>,
     pub warnings: Vec<Warning>,
+    /// `(container, catalog entry)` of each target that matched one, for the record.
+    pub apps: Vec<(String, String)>,
 }
 
 impl Planner<'_> {
@@ -273,8 +275,16 @@ fn plan_selected(pod: &Pod, policy: &Policy, ctx: &Context) -> Plan {
         changes: Vec::new(),
         notes: Vec::new(),
         warnings,
+        apps: Vec::new(),
     };
     let targets = targets::select(pod, &directives, &mut planner);
+    planner.apps = targets
+        .iter()
+        .filter_map(|target| {
+            let app = target.info.app.as_ref()?;
+            Some((target.name().to_string(), app.entry.clone()))
+        })
+        .collect();
     let enabled = |feature: Feature| -> bool {
         let globally = match feature {
             Feature::Resources => policy.features.resources,

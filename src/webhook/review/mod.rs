@@ -281,7 +281,12 @@ fn answer_plan(mut record: Record, plan: Plan, mode: Mode) -> Outcome {
         }
     }
     if !plan.changes.is_empty() {
-        record.added = record::render(&plan.changes, Detail::Fields).replace('\n', "; ");
+        let apps: Vec<(String, String)> = plan
+            .containers
+            .iter()
+            .filter_map(|c| Some((c.name.clone(), c.app.as_ref()?.entry.clone())))
+            .collect();
+        record.added = record::render(&plan.changes, Detail::Fields, &apps).replace('\n', "; ");
     }
     for change in &plan.changes {
         // The reasons no longer travel on the Pod: they are here, at debug level, and in

@@ -26,8 +26,9 @@ pub fn plan(pod: &Pod, planner: &mut Planner) {
     let revision_size = annotations::POLICY_REVISION.len() + revision.len();
     let room = TOTAL_ANNOTATIONS_LIMIT.saturating_sub(others);
 
-    let full = record::compose(earlier, &planner.changes);
-    let injected = [full, record::render(&planner.changes, Detail::Totals)]
+    let apps = &planner.apps;
+    let full = record::compose(earlier, &planner.changes, apps);
+    let injected = [full, record::render(&planner.changes, Detail::Totals, apps)]
         .into_iter()
         .find(|text| annotations::INJECTED.len() + text.len() + revision_size <= room);
     let count = planner.changes.len();
