@@ -222,3 +222,23 @@ fn policy_command_prints_the_effective_policy() {
     let policy: Value = serde_saphyr::from_str(&stdout).expect("policy YAML");
     assert_eq!(policy["selector"]["label"], "pytune.io/runtime");
 }
+
+#[test]
+fn docs_apps_table_is_the_catalog() {
+    let output = pytune(&["catalog", "--output", "markdown"], None);
+    assert!(output.status.success());
+    let table = text(&output.stdout);
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/apps.md"),
+    )
+    .expect("docs/apps.md");
+    let section = doc
+        .split("<!-- catalog-table:start -->\n")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- catalog-table:end -->").next())
+        .expect("docs/apps.md has the catalog table markers");
+    assert!(
+        section == table,
+        "docs/apps.md's table is stale: regenerate it with `pytune catalog -o markdown`"
+    );
+}

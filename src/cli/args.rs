@@ -73,6 +73,8 @@ pub enum CatalogFormat {
     /// Every field of every entry, sources included.
     Yaml,
     Json,
+    /// A Markdown table (as in docs/apps.md).
+    Markdown,
 }
 
 #[derive(Debug, clap::Args)]

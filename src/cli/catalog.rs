@@ -83,6 +83,36 @@ pub fn render_table(listed: &[Listed]) -> String {
     text
 }
 
+/// A Markdown table of the entries, for `docs/apps.md`.
+pub fn render_markdown(listed: &[Listed]) -> String {
+    let mut text = String::from(
+        "| entry | family | runs | profile | port | count (default) | health |\n\
+         | --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for listed in listed {
+        let entry = listed.entry;
+        let runs = match entry.server {
+            Some(server) => server.name().to_string(),
+            None if entry.python => "python".to_string(),
+            None => "-".to_string(),
+        };
+        let health = entry
+            .health
+            .as_ref()
+            .map_or("-".to_string(), |health| format!("`{}`", health.path));
+        let _ = writeln!(
+            text,
+            "| `{}` | {} | {runs} | {} | {} | `{}` | {health} |",
+            entry.name,
+            listed.family,
+            entry.profile.map_or("-".to_string(), |p| p.to_string()),
+            port(entry.port),
+            knob(entry).replace('|', "\\|"),
+        );
+    }
+    text
+}
+
 fn port(port: Option<PortSpec>) -> String {
     match port {
         Some(PortSpec::Number(number)) => number.to_string(),

@@ -195,6 +195,7 @@ fn run_catalog(args: args::CatalogArgs) -> Result<ExitCode> {
     }
     let text = match args.output {
         args::CatalogFormat::Table => catalog::render_table(&listed),
+        args::CatalogFormat::Markdown => catalog::render_markdown(&listed),
         args::CatalogFormat::Yaml => {
             serde_saphyr::to_string(&listed).context("cannot render the catalog")?
         }
