@@ -228,10 +228,8 @@ fn docs_apps_table_is_the_catalog() {
     let output = pytune(&["catalog", "--output", "markdown"], None);
     assert!(output.status.success());
     let table = text(&output.stdout);
-    let doc = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/apps.md"),
-    )
-    .expect("docs/apps.md");
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/apps.md"))
+        .expect("docs/apps.md");
     let section = doc
         .split("<!-- catalog-table:start -->\n")
         .nth(1)

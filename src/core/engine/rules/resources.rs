@@ -202,7 +202,8 @@ pub fn plan(
                         .as_deref()
                         .and_then(|text| quantity::memory_bytes(text).ok())
                         .unwrap_or(0);
-                    if needed > default {
+                    // A request above what the processes need leaves the limit to the request below.
+                    if needed > default && request.as_ref().is_none_or(|r| r.value <= needed) {
                         let text = quantity::format_bytes(needed);
                         let path = planner.builder.set(
                             &target.tokens(&["resources", "limits", key]),
