@@ -10,11 +10,12 @@
 ARG RUST_VERSION=1.89
 FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
-# Only what the build reads (see .dockerignore): manifests, sources, the embedded policy and benches
+# Only what the build reads (see .dockerignore): manifests, sources, the embedded policy and catalog, benches
 # (Cargo.toml declares them, so cargo looks for their files).
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY policy ./policy
+COPY catalog ./catalog
 COPY benches ./benches
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
