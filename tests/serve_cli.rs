@@ -67,6 +67,12 @@ async fn serve_self_signed_logs_json_and_exits_cleanly_on_sigterm() {
         .spawn()
         .expect("pytune starts");
     let mut child = Guard(child);
+    // Read the logs as they come: a full stderr pipe would block the server's writes.
+    let mut stderr = child.0.stderr.take().expect("stderr");
+    let logs = std::thread::spawn(move || {
+        let mut logs = String::new();
+        stderr.read_to_string(&mut logs).map(|_| logs)
+    });
 
     let mut stdout = BufReader::new(child.0.stdout.take().expect("stdout"));
     let mut ca_bundle = None;
@@ -130,14 +136,7 @@ async fn serve_self_signed_logs_json_and_exits_cleanly_on_sigterm() {
     };
     assert!(exit.success(), "exit status {exit}");
 
-    let mut logs = String::new();
-    child
-        .0
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut logs)
-        .expect("logs");
+    let logs = logs.join().expect("the log reader ends").expect("logs");
     let lines: Vec<Value> = logs
         .lines()
         .map(|line| {

@@ -120,6 +120,15 @@ pub struct ServerFlags {
     pub concurrency: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threads: Option<u32>,
+    /// Celery: `--concurrency` given but not a count (`auto`, `0`: one per CPU).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub concurrency_follows_cpus: bool,
+    /// Celery: `--autoscale MAX,MIN` lets the pool grow and shrink.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub autoscale: bool,
+    /// Celery: `-P`/`--pool` (`prefork` when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
 }
 
 /// How the server was started, when through a shell.
@@ -448,8 +457,15 @@ fn identify(segment: &[String], detection: &mut Detection) -> Option<Server> {
             detection.flags.port = detection.flags.bind.as_deref().and_then(port_of_bind);
         }
         Server::CeleryWorker => {
-            detection.flags.concurrency =
-                flag_value(args, &["-c", "--concurrency"]).and_then(|v| v.parse().ok());
+            let concurrency = flag_value(args, &["-c", "--concurrency"]);
+            let flags = &mut detection.flags;
+            flags.concurrency = concurrency
+                .as_deref()
+                .and_then(|v| v.parse().ok())
+                .filter(|count| *count > 0);
+            flags.concurrency_follows_cpus = concurrency.is_some() && flags.concurrency.is_none();
+            flags.autoscale = flag_value(args, &["--autoscale"]).is_some();
+            flags.pool = flag_value(args, &["-P", "--pool"]);
         }
         _ => {}
     }

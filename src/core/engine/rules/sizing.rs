@@ -57,6 +57,9 @@ pub fn fan_out(
             "no server or application recognised, so its process count is unknown".to_string(),
         );
     }
+    if let Some(fan_out) = celery_pool(target) {
+        return fan_out;
+    }
     if let Some(count) = given(target) {
         return known(count.0, count.1);
     }
@@ -91,6 +94,33 @@ pub fn fan_out(
             FanOut::Unknown(format!("the catalog gives no process count for {name}"))
         }
     }
+}
+
+/// What Celery's own flags say of its pool, when they decide it: a growing pool or one per CPU is
+/// unknown; a gevent, eventlet, threads or solo pool runs in one process whatever its concurrency.
+fn celery_pool(target: &Target) -> Option<FanOut> {
+    let detection = &target.info.detection;
+    if detection.server != Server::CeleryWorker {
+        return None;
+    }
+    let flags = &detection.flags;
+    if flags.autoscale {
+        return Some(FanOut::Unknown(
+            "celery --autoscale lets the pool grow to its maximum".to_string(),
+        ));
+    }
+    if let Some(pool) = flags.pool.as_deref().filter(|pool| *pool != "prefork") {
+        return Some(FanOut::Known {
+            processes: 1 + target.launch.base_processes(),
+            source: format!("celery's {pool} pool runs in one process"),
+        });
+    }
+    if flags.concurrency_follows_cpus {
+        return Some(FanOut::Unknown(
+            "celery --concurrency auto or 0 starts one process per CPU it sees".to_string(),
+        ));
+    }
+    None
 }
 
 fn counts_processes(launch: &Launch) -> bool {
