@@ -1,5 +1,5 @@
 //! pytune's env and probes against real Python servers: gunicorn (sync workers), gunicorn with
-//! uvicorn's worker class, and uvicorn.
+//! uvicorn's worker class, uvicorn, and a Celery worker (prefork pool).
 //!
 //! Each test plans a fixture Pod (`tests/fixtures/python-servers/`) with the engine, applies the
 //! patch, and runs the server the Pod runs with exactly the mutated container's env (plus `PATH` to
@@ -11,6 +11,11 @@
 //! 3. after SIGTERM, with a request in flight, the server finishes that request and exits within
 //!    the Pod's grace period minus the preStop pause;
 //! 4. what the app prints reaches the pipe while the server runs (`PYTHONUNBUFFERED`).
+//!
+//! The Celery worker serves nothing and gets no probes; its tests check that it forks
+//! `CELERY_WORKER_CONCURRENCY` pool children (or its own `--concurrency`, where pytune adds no
+//! variable), and that after SIGTERM it finishes the task it is running and exits within the grace
+//! period (warm shutdown).
 //!
 //! The servers come from the virtual environment `scripts/python-env` creates, at
 //! `$PYTUNE_PYTHON_VENV` (default `target/python-venv`). Without it these tests fail and say so.
@@ -51,8 +56,14 @@ const EXEC_PRE_STOP_SECONDS: i64 = 5;
 
 /// The line every app writes (without flushing) when a worker imports it.
 const LOADED: &str = "pytune-test app loaded pid=";
-/// The line every app writes when a `/slow` request starts.
+/// The line every app writes when a `/slow` request (the Celery app: its `slow` task) starts.
 const SLOW_START: &str = "pytune-test slow start pid=";
+/// The line the Celery app writes when its `slow` task ends.
+const SLOW_DONE: &str = "pytune-test slow done pid=";
+/// The line the Celery app writes in each pool child as it starts.
+const CELERY_CHILD: &str = "pytune-test celery child pid=";
+/// The line the Celery app writes in the worker's main process once the worker is ready.
+const CELERY_READY: &str = "pytune-test worker ready pid=";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -62,7 +73,7 @@ fn apps_dir() -> PathBuf {
     repo().join("tests/python")
 }
 
-/// The virtual environment with gunicorn, uvicorn and uvicorn-worker.
+/// The virtual environment with gunicorn, uvicorn, uvicorn-worker and Celery.
 struct Venv {
     bin: PathBuf,
 }
@@ -76,13 +87,13 @@ impl Venv {
             _ => repo().join("target/python-venv"),
         };
         let bin = dir.join("bin");
-        let missing: Vec<&str> = ["python", "gunicorn", "uvicorn"]
+        let missing: Vec<&str> = ["python", "gunicorn", "uvicorn", "celery"]
             .into_iter()
             .filter(|name| !bin.join(name).is_file())
             .collect();
         let imports = missing.is_empty()
             && Command::new(bin.join("python"))
-                .args(["-c", "import gunicorn, uvicorn, uvicorn_worker"])
+                .args(["-c", "import gunicorn, uvicorn, uvicorn_worker, celery"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
@@ -90,13 +101,13 @@ impl Venv {
         assert!(
             imports,
             "no usable Python virtual environment at {} (missing: {}).\n\
-             These tests run real gunicorn and uvicorn servers. Create the environment with\n\
+             These tests run real gunicorn, uvicorn and Celery processes. Create the environment with\n\
              \n    scripts/python-env\n\n\
              (it installs the pinned tests/python/requirements.txt; set PYTUNE_PYTHON_VENV to use \
              another directory, the same for both).",
             dir.display(),
             if missing.is_empty() {
-                "gunicorn, uvicorn or uvicorn_worker do not import".to_string()
+                "gunicorn, uvicorn, uvicorn_worker or celery do not import".to_string()
             } else {
                 format!("bin/{}", missing.join(", bin/"))
             }
@@ -118,18 +129,26 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A scenario Pod from `tests/fixtures/python-servers/`, with `${PORT}` (if `port` is given; the
+/// fixture must then have one) set to `port`.
+fn fixture_pod(file: &str, port: Option<u16>) -> Value {
+    let path = repo().join("tests/fixtures/python-servers").join(file);
+    let mut text =
+        std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    if let Some(port) = port {
+        assert!(
+            text.contains("${PORT}"),
+            "{}: no ${{PORT}} to set",
+            path.display()
+        );
+        text = text.replace("${PORT}", &port.to_string());
+    }
+    serde_saphyr::from_str(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+}
+
 /// A scenario Pod from `tests/fixtures/python-servers/`, serving on `port` (its `${PORT}`).
 fn server_pod(file: &str, port: u16) -> Value {
-    let path = repo().join("tests/fixtures/python-servers").join(file);
-    let text =
-        std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
-    assert!(
-        text.contains("${PORT}"),
-        "{}: no ${{PORT}} to set",
-        path.display()
-    );
-    serde_saphyr::from_str(&text.replace("${PORT}", &port.to_string()))
-        .unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+    fixture_pod(file, Some(port))
 }
 
 fn gunicorn_sync_pod(port: u16) -> Value {
@@ -142,6 +161,24 @@ fn gunicorn_uvicorn_worker_pod(port: u16) -> Value {
 
 fn uvicorn_pod(port: u16) -> Value {
     server_pod("uvicorn.yaml", port)
+}
+
+/// The Celery worker Pod: prefork pool, in-memory broker, a CPU request of 2, no concurrency set.
+fn celery_worker_pod() -> Value {
+    fixture_pod("celery-worker.yaml", None)
+}
+
+/// Sets the CPU request of a fixture Pod's container.
+fn set_cpu_request(pod: &mut Value, cpu: &str) {
+    pod["spec"]["containers"][0]["resources"]["requests"]["cpu"] = Value::from(cpu);
+}
+
+/// Appends `extra` to the args of a fixture Pod's container.
+fn append_args(pod: &mut Value, extra: &[&str]) {
+    pod["spec"]["containers"][0]["args"]
+        .as_array_mut()
+        .expect("the fixture's container has args")
+        .extend(extra.iter().map(|arg| Value::from(*arg)));
 }
 
 /// A check a probe of the mutated Pod makes.
@@ -168,8 +205,8 @@ struct Planned {
     argv: Vec<String>,
     /// `(probe field, check)` of every probe after the patch.
     probes: Vec<(String, ProbeCheck)>,
-    /// The port the startup and readiness probes target.
-    probe_port: u16,
+    /// The port the startup and readiness probes target, if the Pod has such probes.
+    probe_port: Option<u16>,
     /// `terminationGracePeriodSeconds` after the patch, or Kubernetes' default.
     grace_seconds: i64,
     /// What the preStop handler pauses before SIGTERM.
@@ -274,12 +311,11 @@ fn plan(pod: &Value) -> Planned {
         .filter(|(field, _)| field != "livenessProbe")
         .map(|(_, check)| check.port())
         .collect();
-    assert_eq!(
-        traffic_ports.len(),
-        1,
-        "expected a startup and/or readiness probe on one port; probes: {probes:?}"
+    assert!(
+        traffic_ports.len() <= 1,
+        "expected the startup and readiness probes on one port; probes: {probes:?}"
     );
-    let probe_port = traffic_ports.into_iter().next().unwrap_or_default();
+    let probe_port = traffic_ports.into_iter().next();
 
     let grace_seconds = mutated["spec"]["terminationGracePeriodSeconds"]
         .as_i64()
@@ -614,6 +650,39 @@ fn local_argv(planned: &Planned) -> Vec<String> {
         .collect()
 }
 
+/// Checks that the server's master and all its children together stay inside the container's
+/// memory limit (RSS counts shared pages in every process, so the sum overstates what the cgroup
+/// is charged); the number of processes and their resident bytes.
+fn check_memory(server: &Server, planned: &Planned) -> (usize, u64) {
+    let processes: Vec<u32> = std::iter::once(server.pid)
+        .chain(children(server.pid))
+        .collect();
+    let rss: u64 = processes.iter().map(|pid| rss_bytes(*pid)).sum();
+    if let Some(limit) = planned.memory_limit
+        && rss >= limit
+    {
+        server.fail(&format!(
+            "{} processes use {} resident, over the memory limit {}",
+            processes.len(),
+            quantity::format_bytes(rss),
+            quantity::format_bytes(limit)
+        ));
+    }
+    (processes.len(), rss)
+}
+
+/// Fails unless every one of `workers` is gone shortly after their master exited.
+fn check_reaped(server: &Server, workers: &BTreeSet<u32>) {
+    let reap_deadline = Instant::now() + REAP_TIMEOUT;
+    while workers.iter().any(|pid| alive(*pid)) && Instant::now() < reap_deadline {
+        thread::sleep(POLL);
+    }
+    let left: Vec<u32> = workers.iter().copied().filter(|pid| alive(*pid)).collect();
+    if !left.is_empty() {
+        server.fail(&format!("workers {left:?} outlived their master"));
+    }
+}
+
 /// Plans `pod`, runs its server with the planned env and checks workers, probes, shutdown and
 /// unbuffered output against the plan.
 fn exercise(name: &str, pod: impl Fn(u16) -> Value, extra_args: &[&str]) {
@@ -631,8 +700,10 @@ fn exercise(name: &str, pod: impl Fn(u16) -> Value, extra_args: &[&str]) {
         planned.argv
     );
     assert_eq!(
-        planned.probe_port, port,
-        "{name}: the probes target a port the server does not bind"
+        planned.probe_port,
+        Some(port),
+        "{name}: no startup or readiness probe on the port the server binds; probes: {:?}",
+        planned.probes
     );
 
     let mut argv = local_argv(&planned);
@@ -673,20 +744,7 @@ fn exercise(name: &str, pod: impl Fn(u16) -> Value, extra_args: &[&str]) {
         ));
     }
 
-    // Master, workers and helpers together stay inside the container's memory limit (RSS counts
-    // shared pages in every process, so the sum overstates what the cgroup is charged).
-    let processes: Vec<u32> = std::iter::once(master).chain(children(master)).collect();
-    let rss: u64 = processes.iter().map(|pid| rss_bytes(*pid)).sum();
-    if let Some(limit) = planned.memory_limit
-        && rss >= limit
-    {
-        server.fail(&format!(
-            "{} processes use {} resident, over the memory limit {}",
-            processes.len(),
-            quantity::format_bytes(rss),
-            quantity::format_bytes(limit)
-        ));
-    }
+    let (processes, rss) = check_memory(&server, &planned);
 
     // (2) Every probe passes, and the app answers.
     for (field, check) in &planned.probes {
@@ -743,22 +801,10 @@ fn exercise(name: &str, pod: impl Fn(u16) -> Value, extra_args: &[&str]) {
             "the request in flight at SIGTERM was not completed: {other:?}"
         )),
     }
-    let reap_deadline = Instant::now() + REAP_TIMEOUT;
-    while worker_pids.iter().any(|pid| alive(*pid)) && Instant::now() < reap_deadline {
-        thread::sleep(POLL);
-    }
-    let left: Vec<u32> = worker_pids
-        .iter()
-        .copied()
-        .filter(|pid| alive(*pid))
-        .collect();
-    if !left.is_empty() {
-        server.fail(&format!("workers {left:?} outlived their master"));
-    }
+    check_reaped(&server, &worker_pids);
     eprintln!(
-        "{name}: {expected_workers} workers, {} processes with {} MiB resident (limit {}); \
+        "{name}: {expected_workers} workers, {processes} processes with {} MiB resident (limit {}); \
          exited {shutdown:.2?} after SIGTERM (allowed {budget:?}: grace {}s - pause {}s)",
-        processes.len(),
         rss / (1024 * 1024),
         planned
             .memory_limit
@@ -886,4 +932,176 @@ fn python_cpu_count_is_what_python_reports_from_3_13() {
              build the venv with PYTUNE_PYTHON=python3.13 to check it"
         );
     }
+}
+
+/// The pool children a Celery worker should fork: the `--concurrency`/`-c` of the Pod's command,
+/// where pytune must add no `CELERY_WORKER_CONCURRENCY` (the flag would override it), or else the
+/// `CELERY_WORKER_CONCURRENCY` pytune planned.
+fn celery_concurrency(planned: &Planned) -> usize {
+    let argv = &planned.argv;
+    let flag = argv.iter().enumerate().find_map(|(at, arg)| {
+        if arg == "--concurrency" || arg == "-c" {
+            argv.get(at + 1).cloned()
+        } else {
+            arg.strip_prefix("--concurrency=").map(str::to_string)
+        }
+    });
+    let text = match (flag, planned.env("CELERY_WORKER_CONCURRENCY")) {
+        (Some(flag), None) => flag,
+        (None, Some(env)) => env.to_string(),
+        (Some(flag), Some(env)) => panic!(
+            "the command sets --concurrency {flag}, yet the engine added \
+             CELERY_WORKER_CONCURRENCY={env}"
+        ),
+        (None, None) => panic!(
+            "no --concurrency, and the engine set no CELERY_WORKER_CONCURRENCY; env: {:?}",
+            planned.env
+        ),
+    };
+    text.parse()
+        .unwrap_or_else(|_| panic!("concurrency {text:?} is not a whole number"))
+}
+
+/// The pool children the worker forks when nothing sets a count: one per CPU the machine reports
+/// (`billiard.cpu_count()`), asked with none of the planned env.
+fn celery_default_concurrency(venv: &Venv) -> usize {
+    let output = Command::new(venv.bin.join("python"))
+        .args(["-c", "import billiard; print(billiard.cpu_count())"])
+        .env_clear()
+        .env("PATH", venv.path())
+        .output()
+        .expect("run the venv's python");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("billiard.cpu_count() printed {text:?}"))
+}
+
+/// Plans a Celery worker Pod, runs the worker with the planned env and checks against the plan:
+/// its pool children, the memory limit, and a warm shutdown within the grace period (SIGTERM while
+/// a task runs: the task completes and the worker exits in time). The number of pool children.
+fn exercise_celery(name: &str, pod: &Value) -> usize {
+    let venv = Venv::require();
+    let planned = plan(pod);
+    let expected = celery_concurrency(&planned);
+    let budget = planned.shutdown_budget();
+    let machine_default = celery_default_concurrency(&venv);
+
+    let mut worker = Server::start(name, &venv, &planned.argv, &planned.env);
+    let started = Instant::now();
+    let master = worker.pid;
+    worker.wait_for("the worker to be ready", STARTUP_TIMEOUT, |worker| {
+        worker
+            .pids_after(CELERY_READY)
+            .contains(&master)
+            .then_some(())
+    });
+
+    // The worker's children are its pool: as many as planned, each of which started as one.
+    worker.wait_for(
+        &format!("{expected} pool children"),
+        STARTUP_TIMEOUT.saturating_sub(started.elapsed()),
+        |worker| {
+            let announced = worker.pids_after(CELERY_CHILD).len() >= expected;
+            (announced && children(master).len() >= expected).then_some(())
+        },
+    );
+    // Let a worker that would overshoot show it.
+    thread::sleep(Duration::from_millis(500));
+    let pool: BTreeSet<u32> = children(master).into_iter().collect();
+    let announced = worker.pids_after(CELERY_CHILD);
+    if pool.len() != expected {
+        worker.fail(&format!(
+            "{} pool children {pool:?}, but the plan makes {expected} (the machine's default \
+             would be {machine_default})",
+            pool.len()
+        ));
+    }
+    if announced != pool {
+        worker.fail(&format!(
+            "the pool children that started {announced:?} are not exactly the worker's children \
+             {pool:?}"
+        ));
+    }
+    let (processes, rss) = check_memory(&worker, &planned);
+
+    // SIGTERM while the app's slow task runs: a warm shutdown finishes it, within the grace period
+    // less the preStop pause.
+    worker.wait_for("the slow task to start", LINE_TIMEOUT, |worker| {
+        (!worker.pids_after(SLOW_START).is_empty()).then_some(())
+    });
+    if !worker.pids_after(SLOW_DONE).is_empty() {
+        worker.fail("the slow task ended before SIGTERM, so no task was in flight");
+    }
+    let sigterm = Instant::now();
+    worker.signal("TERM");
+    while worker.running() && sigterm.elapsed() < budget {
+        thread::sleep(POLL);
+    }
+    let shutdown = sigterm.elapsed();
+    if worker.running() {
+        worker.fail(&format!(
+            "still running {shutdown:?} after SIGTERM; the Pod allows {budget:?} \
+             (terminationGracePeriodSeconds {} - preStop pause {}s)",
+            planned.grace_seconds, planned.pause_seconds
+        ));
+    }
+    if !worker.exit.is_some_and(|status| status.success()) {
+        worker.fail(&format!("exited with {:?} after SIGTERM", worker.exit));
+    }
+    let line_deadline = Instant::now() + LINE_TIMEOUT;
+    while worker.pids_after(SLOW_DONE).is_empty() && Instant::now() < line_deadline {
+        thread::sleep(POLL);
+    }
+    if worker.pids_after(SLOW_DONE).is_empty() {
+        worker.fail("exited without finishing the task that was running at SIGTERM");
+    }
+    check_reaped(&worker, &pool);
+    eprintln!(
+        "{name}: {expected} pool children (the machine's default {machine_default}), {processes} \
+         processes with {} MiB resident (limit {}); exited {shutdown:.2?} after SIGTERM with the \
+         task done (allowed {budget:?}: grace {}s - pause {}s); {:.2?} in all",
+        rss / (1024 * 1024),
+        planned
+            .memory_limit
+            .map_or("none".to_string(), quantity::format_bytes),
+        planned.grace_seconds,
+        planned.pause_seconds,
+        started.elapsed()
+    );
+    expected
+}
+
+// The three Celery cases fork 2, 1 and 3 pool children. Without a count the worker forks one per
+// CPU of the machine (`billiard.cpu_count()`), a single number, so on any machine at least two of
+// them fork a number the worker would not have picked by itself (on a 2-CPU machine: 1 and 3).
+
+#[test]
+fn celery_worker_forks_the_planned_concurrency() {
+    let children = exercise_celery("celery worker (2 CPUs)", &celery_worker_pod());
+    assert_eq!(
+        children, 2,
+        "a CPU request of 2 plans CELERY_WORKER_CONCURRENCY=2"
+    );
+}
+
+#[test]
+fn celery_worker_on_one_cpu_forks_one_child() {
+    let mut pod = celery_worker_pod();
+    set_cpu_request(&mut pod, "1");
+    let children = exercise_celery("celery worker (1 CPU)", &pod);
+    assert_eq!(
+        children, 1,
+        "a CPU request of 1 plans CELERY_WORKER_CONCURRENCY=1"
+    );
+}
+
+/// With `--concurrency` in the command pytune adds no `CELERY_WORKER_CONCURRENCY`
+/// (`celery_concurrency` fails otherwise), and the worker forks what the flag says.
+#[test]
+fn celery_worker_keeps_its_concurrency_flag() {
+    let mut pod = celery_worker_pod();
+    append_args(&mut pod, &["--concurrency", "3"]);
+    let children = exercise_celery("celery worker (--concurrency 3)", &pod);
+    assert_eq!(children, 3, "the command's --concurrency 3");
 }
