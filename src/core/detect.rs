@@ -473,7 +473,7 @@ fn identify(segment: &[String], detection: &mut Detection) -> Option<Server> {
 }
 
 /// The value of the first of `names` in `args`: `--name value`, `--name=value`, or `-nVALUE`.
-fn flag_value(args: &[String], names: &[&str]) -> Option<String> {
+pub(crate) fn flag_value(args: &[String], names: &[&str]) -> Option<String> {
     for (i, arg) in args.iter().enumerate() {
         for name in names {
             let Some(rest) = arg.strip_prefix(name) else {

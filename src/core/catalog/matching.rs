@@ -11,6 +11,8 @@ use crate::core::detect;
 #[serde(rename_all = "camelCase")]
 pub struct AppMatch {
     pub entry: Entry,
+    /// The family (catalog file) of the entry; `policy` for the policy's own.
+    pub family: String,
     /// The conditions that matched, in words: `image apache/airflow`, `words airflow api-server`.
     pub evidence: Evidence,
 }
@@ -26,23 +28,31 @@ impl std::fmt::Display for Evidence {
 }
 
 /// The most specific entry matching `container`: `own` (the policy's) before `catalog`.
+/// An entry of the policy replaces the embedded entry of the same name.
 pub fn find(container: &Container, own: &[Entry], catalog: &Catalog) -> Option<AppMatch> {
     let facts = Facts::of(container);
-    let mut best: Option<(usize, &Entry, &Matcher)> = None;
-    let candidates = own.iter().chain(catalog.entries().map(|(_, entry)| entry));
-    for entry in candidates {
+    let mut best: Option<(usize, &Entry, &Matcher, &str)> = None;
+    let own_names: Vec<&str> = own.iter().map(|entry| entry.name.as_str()).collect();
+    let candidates = own.iter().map(|entry| (entry, "policy")).chain(
+        catalog
+            .entries()
+            .filter(|(_, entry)| !own_names.contains(&entry.name.as_str()))
+            .map(|(family, entry)| (entry, family.family.as_str())),
+    );
+    for (entry, family) in candidates {
         for matcher in &entry.matchers {
             let weight = matcher.weight();
-            if best.is_some_and(|(best_weight, _, _)| best_weight >= weight) {
+            if best.is_some_and(|(best_weight, ..)| best_weight >= weight) {
                 continue;
             }
             if facts.satisfy(matcher) {
-                best = Some((weight, entry, matcher));
+                best = Some((weight, entry, matcher, family));
             }
         }
     }
-    best.map(|(_, entry, matcher)| AppMatch {
+    best.map(|(_, entry, matcher, family)| AppMatch {
         entry: entry.clone(),
+        family: family.to_string(),
         evidence: Evidence(describe(matcher)),
     })
 }
@@ -109,10 +119,11 @@ impl<'c> Facts<'c> {
     }
 }
 
+/// A pattern is read like an image reference: a registry host, tag or digest in it is ignored.
 fn image_matches(pattern: &str, repository: &str) -> bool {
     match pattern.strip_suffix('*') {
-        Some(prefix) => repository.starts_with(prefix),
-        None => repository == pattern,
+        Some(prefix) => repository.starts_with(&image_repository(prefix)),
+        None => repository == image_repository(pattern),
     }
 }
 

@@ -29,6 +29,9 @@ pub struct Launch {
     pub generic: bool,
 }
 
+/// The family of the generic server entries (`catalog/servers.yaml`).
+const GENERIC_FAMILY: &str = "servers";
+
 /// The generic catalog entry of a server the command shows (used when the words themselves did
 /// not match an entry, e.g. gunicorn recognised from `GUNICORN_CMD_ARGS`).
 fn generic_entry(server: Server) -> Option<&'static str> {
@@ -60,11 +63,7 @@ impl Launch {
         let catalog = Catalog::embedded();
         let found = catalog::find(container, &policy.catalog, catalog);
         let detected = generic_entry(detection.server);
-        let generic = |found: &AppMatch| {
-            catalog
-                .entries()
-                .any(|(family, entry)| family.family == "servers" && entry.name == found.entry.name)
-        };
+        let generic = |found: &AppMatch| found.family == GENERIC_FAMILY;
         let chosen = match (found, detected) {
             (Some(found), Some(name)) if generic(&found) && found.entry.name != name => {
                 by_name(catalog, name, "the server the command runs")
@@ -75,9 +74,7 @@ impl Launch {
         };
         match chosen {
             Some(found) => {
-                let generic = catalog.entries().any(|(family, entry)| {
-                    family.family == "servers" && entry.name == found.entry.name
-                });
+                let generic = found.family == GENERIC_FAMILY;
                 let app = AppRef {
                     entry: found.entry.name.clone(),
                     evidence: found.evidence.0.clone(),
@@ -180,8 +177,9 @@ fn by_name(catalog: &Catalog, name: &str, why: &str) -> Option<AppMatch> {
     catalog
         .entries()
         .find(|(_, entry)| entry.name == name)
-        .map(|(_, entry)| AppMatch {
+        .map(|(family, entry)| AppMatch {
             entry: entry.clone(),
+            family: family.family.clone(),
             evidence: catalog::Evidence(vec![why.to_string()]),
         })
 }

@@ -160,7 +160,12 @@ pub fn plan(
     }
     let detection = &target.info.detection;
     // Only the uvicorn command reads UVICORN_* variables (apps that embed uvicorn do not).
-    if target.launch.name() == Some("uvicorn")
+    let uvicorn_command = detection.server == Server::Uvicorn
+        && detection
+            .evidence
+            .iter()
+            .any(|e| e.starts_with("command: "));
+    if uvicorn_command
         && detection.flags.graceful_timeout.is_none()
         && policy.env.uvicorn_graceful_shutdown
         && let Some(drain) = policy.profile(target.info.profile).drain_seconds

@@ -159,6 +159,12 @@ fn drain_seconds(target: &Target, policy: &Policy) -> (i64, String) {
         .profile(target.info.profile)
         .drain_seconds
         .unwrap_or(0);
+    if target.launch.sigterm() == Some(Sigterm::Immediate) {
+        return (
+            0,
+            format!("{} exits on SIGTERM", target.launch.name().unwrap_or("it")),
+        );
+    }
     if target.launch.sigterm() == Some(Sigterm::WaitsForTasks)
         && let Some(seconds) = policy.lifecycle.task_drain_seconds
     {
@@ -208,8 +214,7 @@ pub fn plan_grace_period(pod: &Pod, targets: &[Target], planner: &mut Planner) {
             if waits && policy.lifecycle.task_drain_seconds.is_none() {
                 planner.warn(Warning::container(
                     target.name(),
-                    "SIGTERM waits for running tasks; those still running at the grace period's end \
-                     are killed (policy lifecycle.taskDrainSeconds)",
+                    "running tasks outliving the grace period are killed (policy taskDrainSeconds)",
                 ));
                 return false;
             }

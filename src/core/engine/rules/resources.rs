@@ -227,7 +227,40 @@ pub fn plan(
                         default_limit = None;
                     }
                 }
-                (FanOut::Owned { .. }, Some(_)) => {}
+                // pytune sets the count and fits it below; the limit must hold one worker and
+                // the processes that run besides it.
+                (FanOut::Owned { .. }, Some(per_process)) => {
+                    let processes = 1 + target.launch.base_processes();
+                    let needed = u64::from(processes).saturating_mul(per_process.1);
+                    let default = default_limit
+                        .as_deref()
+                        .and_then(|text| quantity::memory_bytes(text).ok())
+                        .unwrap_or(0);
+                    if needed > default && request.as_ref().is_none_or(|r| r.value <= needed) {
+                        let text = quantity::format_bytes(needed);
+                        let path = planner.builder.set(
+                            &target.tokens(&["resources", "limits", key]),
+                            PatchValue::String(text.clone()),
+                        );
+                        planner.change(
+                            Some(target.name()),
+                            Feature::Resources,
+                            ["resources.limits.", key].concat(),
+                            path,
+                            PatchValue::String(text.clone()),
+                            format!(
+                                "covers one worker and {} more process(es) × {}",
+                                processes - 1,
+                                per_process.0
+                            ),
+                        );
+                        limit = Some(Amount {
+                            text,
+                            value: needed,
+                        });
+                        default_limit = None;
+                    }
+                }
             }
         }
         if user_limit.is_none()

@@ -84,6 +84,11 @@ pub fn fan_out(
         (None, _) => FanOut::Unknown(
             "no server or application recognised, so its process count is unknown".to_string(),
         ),
+        // Threads or tasks share one process.
+        (Some(name), Some(CountDefault::Number(_))) if !counts_processes(launch) => known(
+            1,
+            format!("{name} runs its threads or tasks in one process"),
+        ),
         (Some(name), Some(CountDefault::Number(count))) => {
             known(count, format!("{name}'s default of {count}"))
         }
@@ -143,6 +148,16 @@ fn given(target: &Target) -> Option<(u32, String)> {
             count,
             format!("{} --concurrency {count}", detection.server.name()),
         ));
+    }
+    // The application's own count flag (`odoo --workers 4`), as the catalog names it.
+    if let Some(flag) = target.launch.concurrency().and_then(|c| c.flag.as_deref()) {
+        let words = crate::core::detect::launch_words(target.container);
+        if let Some(value) = crate::core::detect::flag_value(&words, &[flag])
+            && let Ok(count) = value.trim().parse::<u32>()
+            && count > 0
+        {
+            return Some((count, format!("{flag} {count}")));
+        }
     }
     // Without a catalog entry, a WEB_CONCURRENCY the user set is the best guess of the count.
     let knob = target.launch.count_env().unwrap_or("WEB_CONCURRENCY");
