@@ -185,3 +185,32 @@ fn invalid_entries_are_refused_with_the_place_named() {
     .expect_err("a name twice");
     assert!(err.to_string().contains("used twice"), "{err}");
 }
+
+#[test]
+fn a_pattern_with_a_registry_matches_the_image_anywhere() {
+    let own: Vec<Entry> = serde_saphyr::from_str(
+        "- name: shop\n  match: [{image: registry.example.com/shop/api:1}]\n  python: true\n  \
+         sources: [ours]\n",
+    )
+    .expect("entries");
+    let mirrored = container("mirror.local:5000/shop/api:7", &[], &[]);
+    let found = find(&mirrored, &own, &Catalog::default()).expect("a match");
+    assert_eq!(found.entry.name, "shop");
+    assert_eq!(found.family, "policy");
+}
+
+#[test]
+fn a_policy_entry_replaces_the_embedded_one_of_its_name() {
+    let own: Vec<Entry> = serde_saphyr::from_str(
+        "- name: nginx\n  match: [{image: team/nginx-python}]\n  python: true\n  sources: [ours]\n",
+    )
+    .expect("entries");
+    let plain = container("nginx:1.27", &["nginx", "-g", "daemon off;"], &[]);
+    assert_eq!(find(&plain, &own, Catalog::embedded()), None);
+    let ours = find(
+        &container("team/nginx-python:1", &[], &[]),
+        &own,
+        Catalog::embedded(),
+    );
+    assert_eq!(ours.map(|m| m.family).as_deref(), Some("policy"));
+}
