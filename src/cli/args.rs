@@ -137,7 +137,7 @@ pub struct AuditArgs {
     #[arg(long, value_enum, default_value_t = ClusterScope::Namespaces)]
     pub scope: ClusterScope,
     /// The namespace pytune runs in (never served in cluster scope).
-    #[arg(long, default_value = "pytune")]
+    #[arg(long, default_value = "pytune-system")]
     pub pytune_namespace: String,
     /// Pods per list request.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=5000))]
