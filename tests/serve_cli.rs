@@ -67,6 +67,14 @@ async fn serve_self_signed_logs_json_and_exits_cleanly_on_sigterm() {
         .spawn()
         .expect("pytune starts");
     let mut child = Guard(child);
+    // Read the log while the server runs: a pipe nobody reads fills up (64 KiB on Linux), and the
+    // server then blocks writing its review lines.
+    let mut stderr = child.0.stderr.take().expect("stderr");
+    let log_reader = std::thread::spawn(move || {
+        let mut logs = String::new();
+        stderr.read_to_string(&mut logs).expect("logs");
+        logs
+    });
 
     let mut stdout = BufReader::new(child.0.stdout.take().expect("stdout"));
     let mut ca_bundle = None;
@@ -130,14 +138,7 @@ async fn serve_self_signed_logs_json_and_exits_cleanly_on_sigterm() {
     };
     assert!(exit.success(), "exit status {exit}");
 
-    let mut logs = String::new();
-    child
-        .0
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut logs)
-        .expect("logs");
+    let logs = log_reader.join().expect("the log is read");
     let lines: Vec<Value> = logs
         .lines()
         .map(|line| {
