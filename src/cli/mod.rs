@@ -1,5 +1,5 @@
-//! The command line: `pytune mutate`, `audit`, `policy` and `serve`, each a thin layer over the
-//! core (and, for `serve`, the webhook).
+//! The command line: `pytune mutate`, `audit`, `explain`, `policy` and `serve`, each a thin
+//! layer over the core (and, for `serve`, the webhook).
 
 use std::io::Write;
 use std::path::Path;
