@@ -240,3 +240,40 @@ fn docs_apps_table_is_the_catalog() {
         "docs/apps.md's table is stale: regenerate it with `pytune catalog -o markdown`"
     );
 }
+
+#[test]
+fn explain_gives_the_reasons_of_what_mutate_added() {
+    let mutated = pytune(
+        &["mutate", "--quiet", "examples/django-gunicorn.yaml"],
+        None,
+    );
+    assert!(mutated.status.success());
+    let output = pytune(
+        &["explain", "--output", "json", "-"],
+        Some(&text(&mutated.stdout)),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report: Value = serde_json::from_str(&text(&output.stdout)).expect("JSON");
+    let pod = &report["pods"][0];
+    assert_eq!(pod["workload"], "Deployment/shop-web");
+    assert_eq!(
+        pod["wouldAdd"],
+        serde_json::json!([]),
+        "nothing left to add"
+    );
+    let earlier = pod["addedEarlier"]["values"]
+        .as_array()
+        .expect("recorded values");
+    let concurrency = earlier
+        .iter()
+        .find(|value| value["field"] == "env.WEB_CONCURRENCY")
+        .expect("WEB_CONCURRENCY was recorded");
+    assert_eq!(concurrency["container"], "web");
+    assert!(
+        concurrency["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("gunicorn sync")),
+        "{concurrency}"
+    );
+    assert_eq!(report["errors"], serde_json::json!([]));
+}
