@@ -197,33 +197,20 @@ pub fn plan(
                     default_limit = None;
                 }
                 (FanOut::Known { processes, source }, Some(per_process)) => {
-                    let needed = u64::from(*processes).saturating_mul(per_process.1);
-                    let default = default_limit
-                        .as_deref()
-                        .and_then(|text| quantity::memory_bytes(text).ok())
-                        .unwrap_or(0);
-                    // A request above what the processes need leaves the limit to the request below.
-                    if needed > default && request.as_ref().is_none_or(|r| r.value <= needed) {
-                        let text = quantity::format_bytes(needed);
-                        let path = planner.builder.set(
-                            &target.tokens(&["resources", "limits", key]),
-                            PatchValue::String(text.clone()),
-                        );
-                        planner.change(
-                            Some(target.name()),
-                            Feature::Resources,
-                            ["resources.limits.", key].concat(),
-                            path,
-                            PatchValue::String(text.clone()),
-                            format!(
-                                "covers {processes} processes ({source}) × {}",
-                                per_process.0
-                            ),
-                        );
-                        limit = Some(Amount {
-                            text,
-                            value: needed,
-                        });
+                    let why = format!(
+                        "covers {processes} processes ({source}) × {}",
+                        per_process.0
+                    );
+                    if let Some(raised) = raise_limit(
+                        *processes,
+                        per_process,
+                        &default_limit,
+                        &request,
+                        why,
+                        target,
+                        planner,
+                    ) {
+                        limit = Some(raised);
                         default_limit = None;
                     }
                 }
@@ -231,33 +218,21 @@ pub fn plan(
                 // the processes that run besides it.
                 (FanOut::Owned { .. }, Some(per_process)) => {
                     let processes = 1 + target.launch.base_processes();
-                    let needed = u64::from(processes).saturating_mul(per_process.1);
-                    let default = default_limit
-                        .as_deref()
-                        .and_then(|text| quantity::memory_bytes(text).ok())
-                        .unwrap_or(0);
-                    if needed > default && request.as_ref().is_none_or(|r| r.value <= needed) {
-                        let text = quantity::format_bytes(needed);
-                        let path = planner.builder.set(
-                            &target.tokens(&["resources", "limits", key]),
-                            PatchValue::String(text.clone()),
-                        );
-                        planner.change(
-                            Some(target.name()),
-                            Feature::Resources,
-                            ["resources.limits.", key].concat(),
-                            path,
-                            PatchValue::String(text.clone()),
-                            format!(
-                                "covers one worker and {} more process(es) × {}",
-                                processes - 1,
-                                per_process.0
-                            ),
-                        );
-                        limit = Some(Amount {
-                            text,
-                            value: needed,
-                        });
+                    let why = format!(
+                        "covers one worker and {} more process(es) × {}",
+                        processes - 1,
+                        per_process.0
+                    );
+                    if let Some(raised) = raise_limit(
+                        processes,
+                        per_process,
+                        &default_limit,
+                        &request,
+                        why,
+                        target,
+                        planner,
+                    ) {
+                        limit = Some(raised);
                         default_limit = None;
                     }
                 }
@@ -306,6 +281,44 @@ pub fn plan(
         *slot = (request, limit);
     }
     sizing_base(&effective)
+}
+
+/// Adds a memory limit of `processes` × `per_process` when that is above the profile's default
+/// limit (and not below the request, which then decides the limit); returns it when added.
+fn raise_limit(
+    processes: u32,
+    per_process: &(String, u64),
+    default_limit: &Option<String>,
+    request: &Option<Amount>,
+    reason: String,
+    target: &Target,
+    planner: &mut Planner,
+) -> Option<Amount> {
+    let needed = u64::from(processes).saturating_mul(per_process.1);
+    let default = default_limit
+        .as_deref()
+        .and_then(|text| quantity::memory_bytes(text).ok())
+        .unwrap_or(0);
+    if needed <= default || request.as_ref().is_some_and(|r| r.value > needed) {
+        return None;
+    }
+    let text = quantity::format_bytes(needed);
+    let path = planner.builder.set(
+        &target.tokens(&["resources", "limits", "memory"]),
+        PatchValue::String(text.clone()),
+    );
+    planner.change(
+        Some(target.name()),
+        Feature::Resources,
+        "resources.limits.memory",
+        path,
+        PatchValue::String(text.clone()),
+        reason,
+    );
+    Some(Amount {
+        text,
+        value: needed,
+    })
 }
 
 /// What the container gets as it stands, when the resources feature is skipped.
