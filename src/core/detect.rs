@@ -315,6 +315,14 @@ fn command_segments(argv: &[String]) -> (Vec<Vec<String>>, Option<ShellWrapper>)
         let script_at = argv
             .iter()
             .position(|arg| arg.starts_with('-') && !arg.starts_with("--") && arg.contains('c'));
+        // `bash -c -- SCRIPT` (KubeRay's form): the script follows the `--`.
+        let script_at = script_at.map(|i| {
+            if argv.get(i + 1).is_some_and(|a| a == "--") {
+                i + 1
+            } else {
+                i
+            }
+        });
         if let Some(script) = script_at.and_then(|i| argv.get(i + 1)) {
             let mut segments = Vec::new();
             for line in script.lines() {

@@ -74,6 +74,10 @@ pub struct Entry {
     pub concurrency: Option<Concurrency>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_per_process: Option<String>,
+    /// `false` where the application sizes its native thread pools itself (Ray sets
+    /// `OMP_NUM_THREADS` per task): pytune then adds no thread caps.
+    #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
+    pub thread_caps: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -82,6 +86,10 @@ pub struct Entry {
     pub notes: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Evidence that must all hold for an alternative to match.

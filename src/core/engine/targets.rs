@@ -224,10 +224,15 @@ fn resolve_ports(
                 .port
                 .filter(|_| detection.server.serves_http());
             let declared = declared_port(c);
+            // The port the catalog says serves traffic, when the container declares it (charts
+            // declare metrics and log ports too).
+            let catalogued = launch
+                .port(declared)
+                .filter(|port| declared.is_none() || declares_port(c, *port));
             flagged
                 .filter(|port| declared.is_none() || declares_port(c, *port))
+                .or(catalogued)
                 .or(declared)
-                .or_else(|| launch.port(declared))
         })
         .collect();
     match &directives.port {

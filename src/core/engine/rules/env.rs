@@ -385,6 +385,19 @@ fn computed(
         "native pools size from the node's cores; {cpus} CPU(s) / {processes} {what} = {threads}"
     );
     let threads = threads.to_string();
+    if target
+        .launch
+        .entry
+        .as_ref()
+        .is_some_and(|entry| !entry.thread_caps)
+    {
+        planner.note(
+            Some(target.name()),
+            Feature::Env,
+            "no thread caps: the application sizes its thread pools itself (catalog)",
+        );
+        return out;
+    }
     for var in &policy.env.thread_caps {
         out.push((var.clone(), threads.clone(), reason.clone()));
     }
