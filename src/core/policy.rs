@@ -402,10 +402,15 @@ fn merge(base: &mut Value, overlay: Value) {
 }
 
 /// FNV-1a over the canonical JSON of the effective policy: any change of any knob changes it.
+/// A short hash of the effective policy and of the embedded catalog, which decides as much: a new
+/// catalog marks Pods mutated under the old one stale, as a new policy does.
 fn revision_of(policy: &Value) -> String {
     let canonical = canonical_json(policy);
+    let catalog = catalog::embedded_files()
+        .iter()
+        .flat_map(|(name, text)| [name.as_bytes(), text.as_bytes()]);
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in canonical.as_bytes() {
+    for byte in std::iter::once(canonical.as_bytes()).chain(catalog).flatten() {
         hash ^= u64::from(*byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }

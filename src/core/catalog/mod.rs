@@ -334,6 +334,11 @@ impl Catalog {
     }
 }
 
+/// The embedded catalog files, `(name, text)`, in matching order.
+pub fn embedded_files() -> &'static [(&'static str, &'static str)] {
+    files::EMBEDDED
+}
+
 /// Reads one catalog file.
 pub fn parse_family(file: &str, text: &str) -> Result<Family, CatalogError> {
     serde_saphyr::from_str(text).map_err(|err| CatalogError::Parse {
