@@ -277,3 +277,17 @@ fn explain_gives_the_reasons_of_what_mutate_added() {
     );
     assert_eq!(report["errors"], serde_json::json!([]));
 }
+
+#[test]
+fn a_document_on_the_separator_line_is_kept() {
+    let input = "--- {\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"cm\"}}\n\
+                 --- {apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: [{name: app, image: python:3.12}]}}\n";
+    let output = pytune(&["mutate", "-"], Some(input));
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "stderr: {stderr}");
+    let docs = documents(&stdout);
+    assert_eq!(docs.len(), 2, "stdout: {stdout}");
+    assert_eq!(docs[0]["metadata"]["name"], "cm");
+    assert_eq!(docs[1]["metadata"]["name"], "p");
+    assert!(stderr.contains("Pod/p"), "stderr: {stderr}");
+}

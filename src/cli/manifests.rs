@@ -24,12 +24,14 @@ pub enum ManifestError {
 }
 
 /// Splits a multi-document YAML stream on `---` lines. Whitespace-only documents are dropped;
-/// comment-only documents are kept (with `parsed: Ok(None)`).
+/// comment-only documents are kept (with `parsed: Ok(None)`). A document may start on its `---`
+/// line (`--- {kind: Pod, ...}`, as PyYAML writes with `explicit_start`): what follows the marker
+/// is the document's first line.
 pub fn split_documents(text: &str) -> Vec<Document> {
     let mut chunks: Vec<String> = vec![String::new()];
     for line in text.split_inclusive('\n') {
-        if is_separator(line) {
-            chunks.push(String::new());
+        if let Some(rest) = separator_rest(line) {
+            chunks.push(rest.to_string());
         } else if let Some(current) = chunks.last_mut() {
             current.push_str(line);
         }
@@ -49,9 +51,15 @@ pub fn split_documents(text: &str) -> Vec<Document> {
         .collect()
 }
 
-fn is_separator(line: &str) -> bool {
-    let line = line.trim_end();
-    line == "---" || line.starts_with("--- ") || line.starts_with("---\t")
+/// For a `---` line, what follows the marker (empty, or the start of a document on that line,
+/// with its line end); `None` for any other line.
+fn separator_rest(line: &str) -> Option<&str> {
+    let rest = line.strip_prefix("---")?;
+    if rest.trim().is_empty() {
+        return Some("");
+    }
+    rest.starts_with([' ', '\t'])
+        .then(|| rest.trim_start_matches([' ', '\t']))
 }
 
 fn parse_document(text: &str) -> Result<Option<Value>, ManifestError> {
@@ -199,6 +207,33 @@ mod tests {
         assert_eq!(docs[1].parsed, Ok(None));
         assert!(matches!(docs[2].parsed, Err(ManifestError::Yaml(_))));
         assert_eq!(docs[2].index, 2);
+    }
+
+    #[test]
+    fn a_document_may_start_on_the_separator_line() {
+        // PyYAML's `explicit_start=True, default_flow_style=True` output.
+        let text = "--- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n\
+                    --- {apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: [{image: python,\n\
+                    \x20     name: app}]}}\n\
+                    --- # a comment\n\
+                    ---\tb: 2\n";
+        let docs = split_documents(text);
+        assert_eq!(docs.len(), 4);
+        assert_eq!(
+            docs[0].parsed,
+            Ok(Some(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}})
+            ))
+        );
+        assert_eq!(
+            docs[1].parsed,
+            Ok(Some(
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                "spec": {"containers": [{"image": "python", "name": "app"}]}})
+            ))
+        );
+        assert_eq!(docs[2].parsed, Ok(None));
+        assert_eq!(docs[3].parsed, Ok(Some(json!({"b": 2}))));
     }
 
     #[test]
