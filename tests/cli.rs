@@ -291,3 +291,32 @@ fn a_document_on_the_separator_line_is_kept() {
     assert_eq!(docs[1]["metadata"]["name"], "p");
     assert!(stderr.contains("Pod/p"), "stderr: {stderr}");
 }
+
+#[test]
+fn directives_stay_with_their_document() {
+    let input = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: before}\n\
+                 ---\n%YAML 1.2\n---\n\
+                 apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n\
+                 spec: {containers: [{name: app, image: python:3.12}]}\n\
+                 ...\n%YAML 1.2\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: after}\n";
+    let output = pytune(&["mutate", "-"], Some(input));
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "stderr: {stderr}");
+    let docs = documents(&stdout);
+    let names: Vec<_> = docs.iter().map(|d| d["metadata"]["name"].clone()).collect();
+    assert_eq!(names, ["before", "p", "after"], "stdout: {stdout}");
+    // Each directive opens its document after a document end, as YAML requires, and the
+    // untouched document keeps its directive.
+    assert!(
+        stdout.contains(
+            "...\n%YAML 1.2\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: after}\n"
+        ),
+        "stdout: {stdout}"
+    );
+    assert!(!stdout.contains("---\n%YAML"), "stdout: {stdout}");
+    assert_eq!(
+        stdout.matches("%YAML 1.2\n---\n").count(),
+        2,
+        "stdout: {stdout}"
+    );
+}

@@ -30,9 +30,21 @@ pub enum ManifestError {
 pub fn split_documents(text: &str) -> Vec<Document> {
     let mut chunks: Vec<String> = vec![String::new()];
     for line in text.split_inclusive('\n') {
+        let Some(current) = chunks.last_mut() else {
+            continue;
+        };
         if let Some(rest) = separator_rest(line) {
-            chunks.push(rest.to_string());
-        } else if let Some(current) = chunks.last_mut() {
+            if only_directives(current) {
+                // `%YAML 1.2` / `%TAG ...` then `---`: the directives belong to this document.
+                current.push_str(line);
+            } else {
+                chunks.push(rest.to_string());
+            }
+        } else if is_document_end(line) {
+            // `...` ends the document; directives for the next one may follow.
+            current.push_str(line);
+            chunks.push(String::new());
+        } else {
             current.push_str(line);
         }
     }
@@ -49,6 +61,27 @@ pub fn split_documents(text: &str) -> Vec<Document> {
             }
         })
         .collect()
+}
+
+fn is_directive(line: &str) -> bool {
+    line.starts_with('%')
+}
+
+fn is_blank_or_comment(line: &str) -> bool {
+    let line = line.trim();
+    line.is_empty() || line.starts_with('#')
+}
+
+/// True for text of directives (with comments among them) and nothing else, yet.
+fn only_directives(text: &str) -> bool {
+    let mut lines = text.split_inclusive('\n');
+    lines.clone().any(is_directive)
+        && lines.all(|line| is_directive(line) || is_blank_or_comment(line))
+}
+
+fn is_document_end(line: &str) -> bool {
+    line.strip_prefix("...")
+        .is_some_and(|rest| rest.trim().is_empty() || rest.starts_with([' ', '\t']))
 }
 
 /// For a `---` line, what follows the marker (empty, or the start of a document on that line,
@@ -71,6 +104,25 @@ fn parse_document(text: &str) -> Result<Option<Value>, ManifestError> {
 fn first_line(text: &str) -> String {
     let line = text.lines().next().unwrap_or(text).trim();
     line.strip_prefix("error: ").unwrap_or(line).to_string()
+}
+
+/// A document's directives (`%YAML`, `%TAG`, with any comments among them) and what follows
+/// its `---` line; `None` for a document without directives.
+pub fn split_directives(text: &str) -> Option<(&str, &str)> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if let Some(rest) = separator_rest(line) {
+            let head = text.get(..offset)?;
+            // `rest` ends `line`: the document starts there, on the marker line or after it.
+            let body = text.get(offset + line.len() - rest.len()..)?;
+            return only_directives(head).then_some((head, body));
+        }
+        if !(is_directive(line) || is_blank_or_comment(line)) {
+            return None;
+        }
+        offset += line.len();
+    }
+    None
 }
 
 /// Renders a document as YAML (without a leading `---`).
@@ -234,6 +286,29 @@ mod tests {
         );
         assert_eq!(docs[2].parsed, Ok(None));
         assert_eq!(docs[3].parsed, Ok(Some(json!({"b": 2}))));
+    }
+
+    #[test]
+    fn directives_stay_with_their_document() {
+        let text = "%YAML 1.2\n---\na: 1\n---\nb: 2\n...\n# tags\n%TAG !e! tag:example.com,2000:\n%YAML 1.2\n--- {c: 3}\n";
+        let docs = split_documents(text);
+        assert_eq!(docs.len(), 3, "{docs:#?}");
+        assert_eq!(docs[0].text, "%YAML 1.2\n---\na: 1\n");
+        assert_eq!(docs[0].parsed, Ok(Some(json!({"a": 1}))));
+        assert_eq!(docs[1].parsed, Ok(Some(json!({"b": 2}))));
+        assert_eq!(
+            docs[2].text,
+            "# tags\n%TAG !e! tag:example.com,2000:\n%YAML 1.2\n--- {c: 3}\n"
+        );
+        assert_eq!(docs[2].parsed, Ok(Some(json!({"c": 3}))));
+        assert_eq!(
+            split_directives(&docs[2].text),
+            Some((
+                "# tags\n%TAG !e! tag:example.com,2000:\n%YAML 1.2\n",
+                "{c: 3}\n"
+            ))
+        );
+        assert_eq!(split_directives(&docs[1].text), None);
     }
 
     #[test]

@@ -57,7 +57,14 @@ pub fn mutate(inputs: &[Input], policy: &Policy, ctx: &Context) -> MutateOutput 
             if !text.ends_with('\n') {
                 text.push('\n');
             }
-            output.yaml.push_str("---\n");
+            if manifests::split_directives(&text).is_some() {
+                // Directives open a document only at the start or after a document end.
+                if !output.yaml.is_empty() && !output.yaml.ends_with("...\n") {
+                    output.yaml.push_str("...\n");
+                }
+            } else {
+                output.yaml.push_str("---\n");
+            }
             output.yaml.push_str(&text);
             let mut original = document.text.clone();
             if !original.ends_with('\n') {
@@ -134,7 +141,12 @@ fn mutate_document(
     }
     match manifests::to_yaml(&value) {
         // Comments above the document (a file header, helm's `# Source:`) survive re-rendering.
-        Ok(text) => format!("{}{text}", leading_comments(&document.text)),
+        Ok(text) => match manifests::split_directives(&document.text) {
+            Some((directives, body)) => {
+                format!("{directives}---\n{}{text}", leading_comments(body))
+            }
+            None => format!("{}{text}", leading_comments(&document.text)),
+        },
         Err(err) => {
             output
                 .errors
