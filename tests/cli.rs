@@ -320,3 +320,47 @@ fn directives_stay_with_their_document() {
         "stdout: {stdout}"
     );
 }
+
+/// Runs pytune over `args`, killing it if it takes longer than a few seconds.
+fn pytune_within(args: &[&str], seconds: u64) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pytune"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("PYTUNE_POLICY")
+        .env_remove("PYTUNE_KUBERNETES_VERSION")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pytune runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("pytune {args:?} still running after {seconds}s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("pytune exits")
+}
+
+#[test]
+fn symlink_loops_are_read_once_and_reported() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("manifests");
+    std::fs::create_dir_all(root.join("sub")).expect("mkdir");
+    std::fs::copy("examples/bare-pod.yaml", root.join("pod.yaml")).expect("copy");
+    std::os::unix::fs::symlink(".", root.join("self")).expect("symlink");
+    std::os::unix::fs::symlink("..", root.join("sub/up")).expect("symlink");
+    let root_arg = root.to_str().expect("utf-8 temp path");
+    let output = pytune_within(&["mutate", root_arg], 20);
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "stderr: {stderr}");
+    assert_eq!(documents(&stdout).len(), 1, "stderr: {stderr}");
+    assert!(
+        stderr.contains("skipped") && stderr.contains("self"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("up"), "{stderr}");
+}

@@ -99,7 +99,9 @@ fn run_mutate(args: args::MutateArgs) -> Result<ExitCode> {
         kubernetes_version: args.kubernetes_version,
         ..Context::default()
     };
-    let (inputs, mut read_errors) = inputs::read_inputs(&args.paths);
+    let read = inputs::read_inputs(&args.paths);
+    read.report_skipped();
+    let (inputs, mut read_errors) = (read.inputs, read.errors);
     let output = mutate::mutate(&inputs, &policy, &ctx);
     write_stdout(&output.yaml)?;
     if !args.quiet {
@@ -125,7 +127,9 @@ fn run_audit(args: args::AuditArgs) -> Result<ExitCode> {
         kubernetes_version: args.kubernetes_version,
         ..Context::default()
     };
-    let (inputs, read_errors) = inputs::read_inputs(&args.paths);
+    let read = inputs::read_inputs(&args.paths);
+    read.report_skipped();
+    let (inputs, read_errors) = (read.inputs, read.errors);
     let output = mutate::mutate(&inputs, &policy, &ctx);
     let report = if args.diff {
         audit::render_diff(&output)
@@ -163,7 +167,9 @@ fn run_explain(args: args::ExplainArgs) -> Result<ExitCode> {
         kubernetes_version: args.kubernetes_version,
         ..Context::default()
     };
-    let (inputs, mut errors) = inputs::read_inputs(&args.paths);
+    let read = inputs::read_inputs(&args.paths);
+    read.report_skipped();
+    let (inputs, mut errors) = (read.inputs, read.errors);
     let (explanations, explain_errors) = explain::explain(&inputs, &policy, &ctx);
     errors.extend(explain_errors);
     let report = match args.output {
