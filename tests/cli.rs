@@ -364,3 +364,49 @@ fn symlink_loops_are_read_once_and_reported() {
     );
     assert!(stderr.contains("up"), "{stderr}");
 }
+
+#[test]
+fn non_utf8_documents_are_reported_and_the_others_kept() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("mixed.yaml");
+    let mut bytes = b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n---\n".to_vec();
+    // Latin-1, not UTF-8.
+    bytes.extend(
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: latin1}\ndata: {x: caf\xe9}\n---\n",
+    );
+    bytes.extend(std::fs::read("examples/bare-pod.yaml").expect("example"));
+    std::fs::write(&file, &bytes).expect("write");
+    let path = file.to_str().expect("utf-8 temp path");
+
+    let output = pytune(&["mutate", path], None);
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    let names: Vec<_> = documents(&stdout)
+        .iter()
+        .map(|d| d["metadata"]["name"].clone())
+        .collect();
+    assert_eq!(names, ["cm", "feed-consumer"], "stdout: {stdout}");
+    assert!(
+        stderr.contains("mixed.yaml document 1") && stderr.contains("UTF-8"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 changed") && stderr.contains("1 error(s)"),
+        "{stderr}"
+    );
+
+    // audit: the errors list, the summary and the exit code agree, read errors included.
+    let output = pytune(&["audit", "-o", "json", path, "no-such.yaml"], None);
+    assert_eq!(output.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    let errors = report["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 2, "{report:#}");
+    assert_eq!(report["summary"]["errors"], 2, "{report:#}");
+    assert_eq!(report["summary"]["workloads"], 1, "{report:#}");
+
+    let output = pytune(&["audit", path, "no-such.yaml"], None);
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("2 error(s)"), "{stdout}");
+    assert!(stdout.contains("Pod/feed-consumer"), "{stdout}");
+}

@@ -32,12 +32,9 @@ pub fn read_inputs(paths: &[PathBuf]) -> ReadInputs {
     let mut skipped = Vec::new();
     for path in paths {
         if path.as_os_str() == "-" {
-            let mut text = String::new();
-            match std::io::stdin().read_to_string(&mut text) {
-                Ok(_) => inputs.push(Input {
-                    name: "-".into(),
-                    text,
-                }),
+            let mut bytes = Vec::new();
+            match std::io::stdin().read_to_end(&mut bytes) {
+                Ok(_) => inputs.push(decode("-".into(), bytes)),
                 Err(err) => errors.push(format!("cannot read stdin: {err}")),
             }
             continue;
@@ -48,11 +45,8 @@ pub fn read_inputs(paths: &[PathBuf]) -> ReadInputs {
             vec![path.clone()]
         };
         for file in files {
-            match std::fs::read_to_string(&file) {
-                Ok(text) => inputs.push(Input {
-                    name: file.display().to_string(),
-                    text,
-                }),
+            match std::fs::read(&file) {
+                Ok(bytes) => inputs.push(decode(file.display().to_string(), bytes)),
                 Err(err) => errors.push(format!("cannot read {}: {err}", file.display())),
             }
         }
@@ -61,6 +55,37 @@ pub fn read_inputs(paths: &[PathBuf]) -> ReadInputs {
         inputs,
         errors,
         skipped,
+    }
+}
+
+/// An input's text. Bytes that are not UTF-8 do not lose the whole input: their lines are
+/// decoded lossily and noted, so the documents holding them are reported and the rest kept.
+fn decode(name: String, bytes: Vec<u8>) -> Input {
+    let bytes = match String::from_utf8(bytes) {
+        Ok(text) => {
+            return Input {
+                name,
+                text,
+                not_utf8_lines: Vec::new(),
+            };
+        }
+        Err(err) => err.into_bytes(),
+    };
+    let mut text = String::with_capacity(bytes.len());
+    let mut not_utf8_lines = Vec::new();
+    for (number, line) in (1..).zip(bytes.split_inclusive(|&b| b == b'\n')) {
+        match std::str::from_utf8(line) {
+            Ok(line) => text.push_str(line),
+            Err(_) => {
+                text.push_str(&String::from_utf8_lossy(line));
+                not_utf8_lines.push(number);
+            }
+        }
+    }
+    Input {
+        name,
+        text,
+        not_utf8_lines,
     }
 }
 

@@ -10,6 +10,8 @@ use thiserror::Error;
 pub struct Document {
     /// 0-based position of the document in its input.
     pub index: usize,
+    /// 1-based line of the input where `text` starts.
+    pub line: usize,
     pub text: String,
     /// The parsed document; `None` for a document holding only comments.
     pub parsed: Result<Option<Value>, ManifestError>,
@@ -21,6 +23,8 @@ pub enum ManifestError {
     Yaml(String),
     #[error("cannot write YAML: {0}")]
     Render(String),
+    #[error("not valid UTF-8 (line {0}); save the file as UTF-8")]
+    NotUtf8(usize),
 }
 
 /// Splits a multi-document YAML stream on `---` lines. Whitespace-only documents are dropped;
@@ -28,39 +32,50 @@ pub enum ManifestError {
 /// line (`--- {kind: Pod, ...}`, as PyYAML writes with `explicit_start`): what follows the marker
 /// is the document's first line.
 pub fn split_documents(text: &str) -> Vec<Document> {
-    let mut chunks: Vec<String> = vec![String::new()];
-    for line in text.split_inclusive('\n') {
-        let Some(current) = chunks.last_mut() else {
+    // Each chunk with the 1-based line it starts on.
+    let mut chunks: Vec<(usize, String)> = vec![(1, String::new())];
+    for (number, line) in (1..).zip(text.split_inclusive('\n')) {
+        let Some((_, current)) = chunks.last_mut() else {
             continue;
         };
         if let Some(rest) = separator_rest(line) {
             if only_directives(current) {
                 // `%YAML 1.2` / `%TAG ...` then `---`: the directives belong to this document.
                 current.push_str(line);
+            } else if rest.is_empty() {
+                chunks.push((number + 1, String::new()));
             } else {
-                chunks.push(rest.to_string());
+                chunks.push((number, rest.to_string()));
             }
         } else if is_document_end(line) {
             // `...` ends the document; directives for the next one may follow.
             current.push_str(line);
-            chunks.push(String::new());
+            chunks.push((number + 1, String::new()));
         } else {
             current.push_str(line);
         }
     }
     chunks
         .into_iter()
-        .filter(|chunk| !chunk.trim().is_empty())
+        .filter(|(_, chunk)| !chunk.trim().is_empty())
         .enumerate()
-        .map(|(index, text)| {
+        .map(|(index, (line, text))| {
             let parsed = parse_document(&text);
             Document {
                 index,
+                line,
                 text,
                 parsed,
             }
         })
         .collect()
+}
+
+impl Document {
+    /// The 1-based lines of the input the document's text spans.
+    pub fn lines(&self) -> std::ops::Range<usize> {
+        self.line..self.line + self.text.split_inclusive('\n').count()
+    }
 }
 
 fn is_directive(line: &str) -> bool {
@@ -286,6 +301,8 @@ mod tests {
         );
         assert_eq!(docs[2].parsed, Ok(None));
         assert_eq!(docs[3].parsed, Ok(Some(json!({"b": 2}))));
+        assert_eq!(docs[1].lines(), 2..4);
+        assert_eq!(docs[3].lines(), 5..6);
     }
 
     #[test]

@@ -7,10 +7,26 @@ use crate::core::engine::{self, Context, Decision, PatchValue, Plan};
 use crate::core::policy::Policy;
 
 /// One input stream: a file's text or stdin's.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Input {
     pub name: String,
     pub text: String,
+    /// 1-based lines that were not valid UTF-8 (in `text` their bad bytes read U+FFFD).
+    pub not_utf8_lines: Vec<usize>,
+}
+
+impl Input {
+    /// The input's documents; one with a line that was not UTF-8 is an error, not its text.
+    pub fn documents(&self) -> Vec<Document> {
+        let mut documents = manifests::split_documents(&self.text);
+        for document in &mut documents {
+            let lines = document.lines();
+            if let Some(&line) = self.not_utf8_lines.iter().find(|l| lines.contains(l)) {
+                document.parsed = Err(manifests::ManifestError::NotUtf8(line));
+            }
+        }
+        documents
+    }
 }
 
 /// What the engine decided for one Pod or pod template.
@@ -52,7 +68,15 @@ pub struct MutateOutput {
 pub fn mutate(inputs: &[Input], policy: &Policy, ctx: &Context) -> MutateOutput {
     let mut output = MutateOutput::default();
     for input in inputs {
-        for document in manifests::split_documents(&input.text) {
+        for document in input.documents() {
+            if let Err(err @ manifests::ManifestError::NotUtf8(_)) = &document.parsed {
+                // Its text is not what the file holds: leave it out rather than alter it.
+                output.errors.push(format!(
+                    "{} document {}: {err}; left out of the output",
+                    input.name, document.index
+                ));
+                continue;
+            }
             let mut text = mutate_document(&input.name, &document, policy, ctx, &mut output);
             if !text.ends_with('\n') {
                 text.push('\n');
@@ -250,6 +274,7 @@ mod tests {
             &[Input {
                 name: "in.yaml".into(),
                 text: text.into(),
+                ..Input::default()
             }],
             &Policy::embedded(),
             &Context::default(),
