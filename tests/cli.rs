@@ -277,3 +277,136 @@ fn explain_gives_the_reasons_of_what_mutate_added() {
     );
     assert_eq!(report["errors"], serde_json::json!([]));
 }
+
+#[test]
+fn a_document_on_the_separator_line_is_kept() {
+    let input = "--- {\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"cm\"}}\n\
+                 --- {apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: [{name: app, image: python:3.12}]}}\n";
+    let output = pytune(&["mutate", "-"], Some(input));
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "stderr: {stderr}");
+    let docs = documents(&stdout);
+    assert_eq!(docs.len(), 2, "stdout: {stdout}");
+    assert_eq!(docs[0]["metadata"]["name"], "cm");
+    assert_eq!(docs[1]["metadata"]["name"], "p");
+    assert!(stderr.contains("Pod/p"), "stderr: {stderr}");
+}
+
+#[test]
+fn directives_stay_with_their_document() {
+    let input = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: before}\n\
+                 ---\n%YAML 1.2\n---\n\
+                 apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n\
+                 spec: {containers: [{name: app, image: python:3.12}]}\n\
+                 ...\n%YAML 1.2\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: after}\n";
+    let output = pytune(&["mutate", "-"], Some(input));
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "stderr: {stderr}");
+    let docs = documents(&stdout);
+    let names: Vec<_> = docs.iter().map(|d| d["metadata"]["name"].clone()).collect();
+    assert_eq!(names, ["before", "p", "after"], "stdout: {stdout}");
+    // Each directive opens its document after a document end, as YAML requires, and the
+    // untouched document keeps its directive.
+    assert!(
+        stdout.contains(
+            "...\n%YAML 1.2\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: after}\n"
+        ),
+        "stdout: {stdout}"
+    );
+    assert!(!stdout.contains("---\n%YAML"), "stdout: {stdout}");
+    assert_eq!(
+        stdout.matches("%YAML 1.2\n---\n").count(),
+        2,
+        "stdout: {stdout}"
+    );
+}
+
+/// Runs pytune over `args`, killing it if it takes longer than a few seconds.
+fn pytune_within(args: &[&str], seconds: u64) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pytune"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("PYTUNE_POLICY")
+        .env_remove("PYTUNE_KUBERNETES_VERSION")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pytune runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("pytune {args:?} still running after {seconds}s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("pytune exits")
+}
+
+#[test]
+fn symlink_loops_are_read_once_and_reported() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("manifests");
+    std::fs::create_dir_all(root.join("sub")).expect("mkdir");
+    std::fs::copy("examples/bare-pod.yaml", root.join("pod.yaml")).expect("copy");
+    std::os::unix::fs::symlink(".", root.join("self")).expect("symlink");
+    std::os::unix::fs::symlink("..", root.join("sub/up")).expect("symlink");
+    let root_arg = root.to_str().expect("utf-8 temp path");
+    let output = pytune_within(&["mutate", root_arg], 20);
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "stderr: {stderr}");
+    assert_eq!(documents(&stdout).len(), 1, "stderr: {stderr}");
+    assert!(
+        stderr.contains("skipped") && stderr.contains("self"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("up"), "{stderr}");
+}
+
+#[test]
+fn non_utf8_documents_are_reported_and_the_others_kept() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("mixed.yaml");
+    let mut bytes = b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n---\n".to_vec();
+    // Latin-1, not UTF-8.
+    bytes.extend(
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: latin1}\ndata: {x: caf\xe9}\n---\n",
+    );
+    bytes.extend(std::fs::read("examples/bare-pod.yaml").expect("example"));
+    std::fs::write(&file, &bytes).expect("write");
+    let path = file.to_str().expect("utf-8 temp path");
+
+    let output = pytune(&["mutate", path], None);
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    let names: Vec<_> = documents(&stdout)
+        .iter()
+        .map(|d| d["metadata"]["name"].clone())
+        .collect();
+    assert_eq!(names, ["cm", "feed-consumer"], "stdout: {stdout}");
+    assert!(
+        stderr.contains("mixed.yaml document 1") && stderr.contains("UTF-8"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 changed") && stderr.contains("1 error(s)"),
+        "{stderr}"
+    );
+
+    // audit: the errors list, the summary and the exit code agree, read errors included.
+    let output = pytune(&["audit", "-o", "json", path, "no-such.yaml"], None);
+    assert_eq!(output.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    let errors = report["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 2, "{report:#}");
+    assert_eq!(report["summary"]["errors"], 2, "{report:#}");
+    assert_eq!(report["summary"]["workloads"], 1, "{report:#}");
+
+    let output = pytune(&["audit", path, "no-such.yaml"], None);
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("2 error(s)"), "{stdout}");
+    assert!(stdout.contains("Pod/feed-consumer"), "{stdout}");
+}

@@ -68,7 +68,7 @@ pub fn explain(
     let mut explanations = Vec::new();
     let mut errors = Vec::new();
     for input in inputs {
-        for document in manifests::split_documents(&input.text) {
+        for document in input.documents() {
             let where_ = format!("{} document {}", input.name, document.index);
             let value = match &document.parsed {
                 Ok(Some(value)) => value,
@@ -259,6 +259,7 @@ mod tests {
         vec![Input {
             name: "pod.yaml".to_string(),
             text: text.to_string(),
+            ..Input::default()
         }]
     }
 

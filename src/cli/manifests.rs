@@ -10,6 +10,8 @@ use thiserror::Error;
 pub struct Document {
     /// 0-based position of the document in its input.
     pub index: usize,
+    /// 1-based line of the input where `text` starts.
+    pub line: usize,
     pub text: String,
     /// The parsed document; `None` for a document holding only comments.
     pub parsed: Result<Option<Value>, ManifestError>,
@@ -21,27 +23,47 @@ pub enum ManifestError {
     Yaml(String),
     #[error("cannot write YAML: {0}")]
     Render(String),
+    #[error("not valid UTF-8 (line {0}); save the file as UTF-8")]
+    NotUtf8(usize),
 }
 
 /// Splits a multi-document YAML stream on `---` lines. Whitespace-only documents are dropped;
-/// comment-only documents are kept (with `parsed: Ok(None)`).
+/// comment-only documents are kept (with `parsed: Ok(None)`). A document may start on its `---`
+/// line (`--- {kind: Pod, ...}`, as PyYAML writes with `explicit_start`): what follows the marker
+/// is the document's first line.
 pub fn split_documents(text: &str) -> Vec<Document> {
-    let mut chunks: Vec<String> = vec![String::new()];
-    for line in text.split_inclusive('\n') {
-        if is_separator(line) {
-            chunks.push(String::new());
-        } else if let Some(current) = chunks.last_mut() {
+    // Each chunk with the 1-based line it starts on.
+    let mut chunks: Vec<(usize, String)> = vec![(1, String::new())];
+    for (number, line) in (1..).zip(text.split_inclusive('\n')) {
+        let Some((_, current)) = chunks.last_mut() else {
+            continue;
+        };
+        if let Some(rest) = separator_rest(line) {
+            if only_directives(current) {
+                // `%YAML 1.2` / `%TAG ...` then `---`: the directives belong to this document.
+                current.push_str(line);
+            } else if rest.is_empty() {
+                chunks.push((number + 1, String::new()));
+            } else {
+                chunks.push((number, rest.to_string()));
+            }
+        } else if is_document_end(line) {
+            // `...` ends the document; directives for the next one may follow.
+            current.push_str(line);
+            chunks.push((number + 1, String::new()));
+        } else {
             current.push_str(line);
         }
     }
     chunks
         .into_iter()
-        .filter(|chunk| !chunk.trim().is_empty())
+        .filter(|(_, chunk)| !chunk.trim().is_empty())
         .enumerate()
-        .map(|(index, text)| {
+        .map(|(index, (line, text))| {
             let parsed = parse_document(&text);
             Document {
                 index,
+                line,
                 text,
                 parsed,
             }
@@ -49,9 +71,43 @@ pub fn split_documents(text: &str) -> Vec<Document> {
         .collect()
 }
 
-fn is_separator(line: &str) -> bool {
-    let line = line.trim_end();
-    line == "---" || line.starts_with("--- ") || line.starts_with("---\t")
+impl Document {
+    /// The 1-based lines of the input the document's text spans.
+    pub fn lines(&self) -> std::ops::Range<usize> {
+        self.line..self.line + self.text.split_inclusive('\n').count()
+    }
+}
+
+fn is_directive(line: &str) -> bool {
+    line.starts_with('%')
+}
+
+fn is_blank_or_comment(line: &str) -> bool {
+    let line = line.trim();
+    line.is_empty() || line.starts_with('#')
+}
+
+/// True for text of directives (with comments among them) and nothing else, yet.
+fn only_directives(text: &str) -> bool {
+    let mut lines = text.split_inclusive('\n');
+    lines.clone().any(is_directive)
+        && lines.all(|line| is_directive(line) || is_blank_or_comment(line))
+}
+
+fn is_document_end(line: &str) -> bool {
+    line.strip_prefix("...")
+        .is_some_and(|rest| rest.trim().is_empty() || rest.starts_with([' ', '\t']))
+}
+
+/// For a `---` line, what follows the marker (empty, or the start of a document on that line,
+/// with its line end); `None` for any other line.
+fn separator_rest(line: &str) -> Option<&str> {
+    let rest = line.strip_prefix("---")?;
+    if rest.trim().is_empty() {
+        return Some("");
+    }
+    rest.starts_with([' ', '\t'])
+        .then(|| rest.trim_start_matches([' ', '\t']))
 }
 
 fn parse_document(text: &str) -> Result<Option<Value>, ManifestError> {
@@ -63,6 +119,25 @@ fn parse_document(text: &str) -> Result<Option<Value>, ManifestError> {
 fn first_line(text: &str) -> String {
     let line = text.lines().next().unwrap_or(text).trim();
     line.strip_prefix("error: ").unwrap_or(line).to_string()
+}
+
+/// A document's directives (`%YAML`, `%TAG`, with any comments among them) and what follows
+/// its `---` line; `None` for a document without directives.
+pub fn split_directives(text: &str) -> Option<(&str, &str)> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if let Some(rest) = separator_rest(line) {
+            let head = text.get(..offset)?;
+            // `rest` ends `line`: the document starts there, on the marker line or after it.
+            let body = text.get(offset + line.len() - rest.len()..)?;
+            return only_directives(head).then_some((head, body));
+        }
+        if !(is_directive(line) || is_blank_or_comment(line)) {
+            return None;
+        }
+        offset += line.len();
+    }
+    None
 }
 
 /// Renders a document as YAML (without a leading `---`).
@@ -199,6 +274,58 @@ mod tests {
         assert_eq!(docs[1].parsed, Ok(None));
         assert!(matches!(docs[2].parsed, Err(ManifestError::Yaml(_))));
         assert_eq!(docs[2].index, 2);
+    }
+
+    #[test]
+    fn a_document_may_start_on_the_separator_line() {
+        // PyYAML's `explicit_start=True, default_flow_style=True` output.
+        let text = "--- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n\
+                    --- {apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: [{image: python,\n\
+                    \x20     name: app}]}}\n\
+                    --- # a comment\n\
+                    ---\tb: 2\n";
+        let docs = split_documents(text);
+        assert_eq!(docs.len(), 4);
+        assert_eq!(
+            docs[0].parsed,
+            Ok(Some(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}})
+            ))
+        );
+        assert_eq!(
+            docs[1].parsed,
+            Ok(Some(
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                "spec": {"containers": [{"image": "python", "name": "app"}]}})
+            ))
+        );
+        assert_eq!(docs[2].parsed, Ok(None));
+        assert_eq!(docs[3].parsed, Ok(Some(json!({"b": 2}))));
+        assert_eq!(docs[1].lines(), 2..4);
+        assert_eq!(docs[3].lines(), 5..6);
+    }
+
+    #[test]
+    fn directives_stay_with_their_document() {
+        let text = "%YAML 1.2\n---\na: 1\n---\nb: 2\n...\n# tags\n%TAG !e! tag:example.com,2000:\n%YAML 1.2\n--- {c: 3}\n";
+        let docs = split_documents(text);
+        assert_eq!(docs.len(), 3, "{docs:#?}");
+        assert_eq!(docs[0].text, "%YAML 1.2\n---\na: 1\n");
+        assert_eq!(docs[0].parsed, Ok(Some(json!({"a": 1}))));
+        assert_eq!(docs[1].parsed, Ok(Some(json!({"b": 2}))));
+        assert_eq!(
+            docs[2].text,
+            "# tags\n%TAG !e! tag:example.com,2000:\n%YAML 1.2\n--- {c: 3}\n"
+        );
+        assert_eq!(docs[2].parsed, Ok(Some(json!({"c": 3}))));
+        assert_eq!(
+            split_directives(&docs[2].text),
+            Some((
+                "# tags\n%TAG !e! tag:example.com,2000:\n%YAML 1.2\n",
+                "{c: 3}\n"
+            ))
+        );
+        assert_eq!(split_directives(&docs[1].text), None);
     }
 
     #[test]

@@ -99,17 +99,20 @@ fn run_mutate(args: args::MutateArgs) -> Result<ExitCode> {
         kubernetes_version: args.kubernetes_version,
         ..Context::default()
     };
-    let (inputs, mut read_errors) = inputs::read_inputs(&args.paths);
-    let output = mutate::mutate(&inputs, &policy, &ctx);
+    let read = inputs::read_inputs(&args.paths);
+    read.report_skipped();
+    let mut output = mutate::mutate(&read.inputs, &policy, &ctx);
+    // Inputs that could not be read count as errors like any other, in the summary too.
+    output.errors.splice(0..0, read.errors);
     write_stdout(&output.yaml)?;
-    if !args.quiet {
+    if args.quiet {
+        for error in &output.errors {
+            eprintln!("error: {error}");
+        }
+    } else {
         eprint!("{}", mutate::summary(&output));
     }
-    for error in &read_errors {
-        eprintln!("error: {error}");
-    }
-    read_errors.extend(output.errors);
-    Ok(if read_errors.is_empty() {
+    Ok(if output.errors.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -125,36 +128,33 @@ fn run_audit(args: args::AuditArgs) -> Result<ExitCode> {
         kubernetes_version: args.kubernetes_version,
         ..Context::default()
     };
-    let (inputs, read_errors) = inputs::read_inputs(&args.paths);
-    let output = mutate::mutate(&inputs, &policy, &ctx);
+    let read = inputs::read_inputs(&args.paths);
+    read.report_skipped();
+    let mut output = mutate::mutate(&read.inputs, &policy, &ctx);
+    let read_errors = read.errors;
+    // Inputs that could not be read count as errors like any other: in the report's list, its
+    // summary and the exit code alike.
+    output.errors.splice(0..0, read_errors.iter().cloned());
     let report = if args.diff {
         audit::render_diff(&output)
     } else {
         match args.output {
             args::AuditFormat::Text => audit::render_text(&output),
-            args::AuditFormat::Json => {
-                let mut json = audit::render_json(&output);
-                if let Some(errors) = json.get_mut("errors").and_then(|e| e.as_array_mut()) {
-                    errors.extend(read_errors.iter().cloned().map(Into::into));
-                }
-                format!("{json:#}\n")
-            }
+            args::AuditFormat::Json => format!("{:#}\n", audit::render_json(&output)),
         }
     };
     write_stdout(&report)?;
-    for error in &read_errors {
+    // The diff has no room for errors; the other reports list them, and stderr names the
+    // unreadable inputs too.
+    let on_stderr = if args.diff {
+        &output.errors
+    } else {
+        &read_errors
+    };
+    for error in on_stderr {
         eprintln!("error: {error}");
     }
-    if args.diff {
-        for error in &output.errors {
-            eprintln!("error: {error}");
-        }
-    }
-    Ok(ExitCode::from(audit::exit_code(
-        &output,
-        read_errors.len(),
-        args.exit_code,
-    )))
+    Ok(ExitCode::from(audit::exit_code(&output, 0, args.exit_code)))
 }
 
 fn run_explain(args: args::ExplainArgs) -> Result<ExitCode> {
@@ -163,8 +163,10 @@ fn run_explain(args: args::ExplainArgs) -> Result<ExitCode> {
         kubernetes_version: args.kubernetes_version,
         ..Context::default()
     };
-    let (inputs, mut errors) = inputs::read_inputs(&args.paths);
-    let (explanations, explain_errors) = explain::explain(&inputs, &policy, &ctx);
+    let read = inputs::read_inputs(&args.paths);
+    read.report_skipped();
+    let mut errors = read.errors;
+    let (explanations, explain_errors) = explain::explain(&read.inputs, &policy, &ctx);
     errors.extend(explain_errors);
     let report = match args.output {
         args::AuditFormat::Text => explain::render_text(&explanations),

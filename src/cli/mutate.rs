@@ -7,10 +7,26 @@ use crate::core::engine::{self, Context, Decision, PatchValue, Plan};
 use crate::core::policy::Policy;
 
 /// One input stream: a file's text or stdin's.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Input {
     pub name: String,
     pub text: String,
+    /// 1-based lines that were not valid UTF-8 (in `text` their bad bytes read U+FFFD).
+    pub not_utf8_lines: Vec<usize>,
+}
+
+impl Input {
+    /// The input's documents; one with a line that was not UTF-8 is an error, not its text.
+    pub fn documents(&self) -> Vec<Document> {
+        let mut documents = manifests::split_documents(&self.text);
+        for document in &mut documents {
+            let lines = document.lines();
+            if let Some(&line) = self.not_utf8_lines.iter().find(|l| lines.contains(l)) {
+                document.parsed = Err(manifests::ManifestError::NotUtf8(line));
+            }
+        }
+        documents
+    }
 }
 
 /// What the engine decided for one Pod or pod template.
@@ -52,12 +68,27 @@ pub struct MutateOutput {
 pub fn mutate(inputs: &[Input], policy: &Policy, ctx: &Context) -> MutateOutput {
     let mut output = MutateOutput::default();
     for input in inputs {
-        for document in manifests::split_documents(&input.text) {
+        for document in input.documents() {
+            if let Err(err @ manifests::ManifestError::NotUtf8(_)) = &document.parsed {
+                // Its text is not what the file holds: leave it out rather than alter it.
+                output.errors.push(format!(
+                    "{} document {}: {err}; left out of the output",
+                    input.name, document.index
+                ));
+                continue;
+            }
             let mut text = mutate_document(&input.name, &document, policy, ctx, &mut output);
             if !text.ends_with('\n') {
                 text.push('\n');
             }
-            output.yaml.push_str("---\n");
+            if manifests::split_directives(&text).is_some() {
+                // Directives open a document only at the start or after a document end.
+                if !output.yaml.is_empty() && !output.yaml.ends_with("...\n") {
+                    output.yaml.push_str("...\n");
+                }
+            } else {
+                output.yaml.push_str("---\n");
+            }
             output.yaml.push_str(&text);
             let mut original = document.text.clone();
             if !original.ends_with('\n') {
@@ -134,7 +165,12 @@ fn mutate_document(
     }
     match manifests::to_yaml(&value) {
         // Comments above the document (a file header, helm's `# Source:`) survive re-rendering.
-        Ok(text) => format!("{}{text}", leading_comments(&document.text)),
+        Ok(text) => match manifests::split_directives(&document.text) {
+            Some((directives, body)) => {
+                format!("{directives}---\n{}{text}", leading_comments(body))
+            }
+            None => format!("{}{text}", leading_comments(&document.text)),
+        },
         Err(err) => {
             output
                 .errors
@@ -238,6 +274,7 @@ mod tests {
             &[Input {
                 name: "in.yaml".into(),
                 text: text.into(),
+                ..Input::default()
             }],
             &Policy::embedded(),
             &Context::default(),
