@@ -410,7 +410,10 @@ fn revision_of(policy: &Value) -> String {
         .iter()
         .flat_map(|(name, text)| [name.as_bytes(), text.as_bytes()]);
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in std::iter::once(canonical.as_bytes()).chain(catalog).flatten() {
+    for byte in std::iter::once(canonical.as_bytes())
+        .chain(catalog)
+        .flatten()
+    {
         hash ^= u64::from(*byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
