@@ -3,7 +3,7 @@
 
 use super::env::EnvFrom;
 use super::resources::SizingBase;
-use crate::core::catalog::{CountDefault, Counts};
+use crate::core::catalog::{CountDefault, Counts, ServerKind};
 use crate::core::detect::{Server, WorkerClass};
 use crate::core::engine::Target;
 use crate::core::engine::directives::{Directives, annotations};
@@ -200,8 +200,6 @@ pub fn plan(
     policy: &Policy,
     sources: &EnvFrom,
 ) -> WorkerPlan {
-    let detection = &target.info.detection;
-    let server = detection.server;
     if let Some((count, source)) = given(target) {
         return WorkerPlan::Given { count, source };
     }
@@ -243,7 +241,8 @@ pub fn plan(
     };
     let cpus = quantity::whole_cpus(millis);
     let (formula, kind) = if knob == "WEB_CONCURRENCY" {
-        formula(policy, server, detection.worker_class)
+        let (server, class) = formula_server(target);
+        formula(policy, server, class)
     } else {
         (
             Formula {
@@ -265,8 +264,12 @@ pub fn plan(
         let fits = whole.saturating_sub(target.launch.base_processes()).max(1);
         if fits < by_cpu {
             count = fits;
+            let besides = match target.launch.base_processes() {
+                0 => String::new(),
+                base => format!(" less {base} master process(es)"),
+            };
             reason.push_str(&format!(
-                ", capped to {fits} by memory {} ÷ {per_worker_text}",
+                ", capped to {fits} by memory {} ÷ {per_worker_text}{besides}",
                 quantity::format_bytes(limit)
             ));
         }
@@ -276,6 +279,33 @@ pub fn plan(
         count,
         reason,
     }
+}
+
+/// The server and worker class the formula is chosen by: what the command shows, else what the
+/// catalog entry states (an image whose entrypoint runs gunicorn).
+fn formula_server(target: &Target) -> (Server, Option<WorkerClass>) {
+    let detection = &target.info.detection;
+    if detection.server != Server::Unknown {
+        return (detection.server, detection.worker_class);
+    }
+    let Some(entry) = target.launch.entry.as_ref() else {
+        return (Server::Unknown, None);
+    };
+    let server = match entry.server {
+        Some(ServerKind::Gunicorn) => Server::Gunicorn,
+        Some(ServerKind::Uvicorn) => Server::Uvicorn,
+        _ => Server::Unknown,
+    };
+    let class = match entry.worker_class.as_deref() {
+        Some("sync") => Some(WorkerClass::Sync),
+        Some("gthread") => Some(WorkerClass::Gthread),
+        Some("gevent" | "eventlet") => Some(WorkerClass::Async),
+        Some("uvicorn") => Some(WorkerClass::Uvicorn),
+        Some(_) => Some(WorkerClass::Other),
+        None if server == Server::Gunicorn => Some(WorkerClass::Sync),
+        None => None,
+    };
+    (server, class)
 }
 
 /// The memory budget of one process: the annotation, else the catalog entry, else the policy.
