@@ -21,8 +21,8 @@ pub const EXIT_WOULD_CHANGE: u8 = 3;
 pub const EXIT_ERROR: u8 = 1;
 
 /// The exit code of an audit: errors first, then whether anything would change.
-pub fn exit_code(output: &MutateOutput, extra_errors: usize, with_change_code: bool) -> u8 {
-    if extra_errors > 0 || !output.errors.is_empty() {
+pub fn exit_code(output: &MutateOutput, with_change_code: bool) -> u8 {
+    if !output.errors.is_empty() {
         EXIT_ERROR
     } else if with_change_code && output.results.iter().any(|r| !r.plan.is_empty()) {
         EXIT_WOULD_CHANGE

@@ -93,14 +93,24 @@ fn run_policy(args: args::PolicyArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_mutate(args: args::MutateArgs) -> Result<ExitCode> {
-    let policy = load_policy(args.policy.as_deref())?;
+/// What the manifest commands share: the context from the cluster version flag, and the inputs
+/// read, with skipped paths reported on stderr.
+fn manifests_in(
+    paths: &[std::path::PathBuf],
+    kubernetes_version: Option<crate::core::engine::KubeVersion>,
+) -> (Context, inputs::ReadInputs) {
     let ctx = Context {
-        kubernetes_version: args.kubernetes_version,
+        kubernetes_version,
         ..Context::default()
     };
-    let read = inputs::read_inputs(&args.paths);
+    let read = inputs::read_inputs(paths);
     read.report_skipped();
+    (ctx, read)
+}
+
+fn run_mutate(args: args::MutateArgs) -> Result<ExitCode> {
+    let policy = load_policy(args.policy.as_deref())?;
+    let (ctx, read) = manifests_in(&args.paths, args.kubernetes_version);
     let mut output = mutate::mutate(&read.inputs, &policy, &ctx);
     // Inputs that could not be read count as errors like any other, in the summary too.
     output.errors.splice(0..0, read.errors);
@@ -124,12 +134,7 @@ fn run_audit(args: args::AuditArgs) -> Result<ExitCode> {
         return cluster_audit::run_cluster_audit(args);
     }
     let policy = load_policy(args.policy.as_deref())?;
-    let ctx = Context {
-        kubernetes_version: args.kubernetes_version,
-        ..Context::default()
-    };
-    let read = inputs::read_inputs(&args.paths);
-    read.report_skipped();
+    let (ctx, read) = manifests_in(&args.paths, args.kubernetes_version);
     let mut output = mutate::mutate(&read.inputs, &policy, &ctx);
     let read_errors = read.errors;
     // Inputs that could not be read count as errors like any other: in the report's list, its
@@ -154,17 +159,12 @@ fn run_audit(args: args::AuditArgs) -> Result<ExitCode> {
     for error in on_stderr {
         eprintln!("error: {error}");
     }
-    Ok(ExitCode::from(audit::exit_code(&output, 0, args.exit_code)))
+    Ok(ExitCode::from(audit::exit_code(&output, args.exit_code)))
 }
 
 fn run_explain(args: args::ExplainArgs) -> Result<ExitCode> {
     let policy = load_policy(args.policy.as_deref())?;
-    let ctx = Context {
-        kubernetes_version: args.kubernetes_version,
-        ..Context::default()
-    };
-    let read = inputs::read_inputs(&args.paths);
-    read.report_skipped();
+    let (ctx, read) = manifests_in(&args.paths, args.kubernetes_version);
     let mut errors = read.errors;
     let (explanations, explain_errors) = explain::explain(&read.inputs, &policy, &ctx);
     errors.extend(explain_errors);
