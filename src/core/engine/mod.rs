@@ -297,22 +297,23 @@ fn plan_selected(pod: &Pod, policy: &Policy, ctx: &Context) -> Plan {
     };
 
     for target in &targets {
+        // What the container's envFrom may define, and how many processes it starts: read once,
+        // used by resources, sizing and env alike.
+        let sources = env::env_from(target, &planner);
+        let fan_out = sizing::fan_out(target, &directives, policy, &sources);
         let sizing_base = if enabled(Feature::Resources) {
-            let sources = env::env_from(target, &planner);
-            let fan_out = sizing::fan_out(target, &directives, policy, &sources);
             let per_process = sizing::memory_budget(target, policy, &directives);
             resources::plan(pod, target, &fan_out, per_process.as_ref(), &mut planner)
         } else {
             resources::current(pod, target, &mut planner)
         };
         let port_env = if enabled(Feature::Env) {
-            env::gunicorn_port(target, &planner)
+            env::gunicorn_port(target, &sources, &planner)
         } else {
             None
         };
         let listening = listen::listening(target, port_env.is_some());
-        let sources = env::env_from(target, &planner);
-        let workers = sizing::plan(target, &sizing_base, &directives, policy, &sources);
+        let workers = sizing::plan(target, &sizing_base, &directives, policy, &fan_out);
         if enabled(Feature::Probes) {
             probes::plan(target, &directives, &listening, &mut planner);
         }
@@ -320,7 +321,14 @@ fn plan_selected(pod: &Pod, policy: &Policy, ctx: &Context) -> Plan {
             lifecycle::plan_pre_stop(pod, target, &directives, &mut planner);
         }
         if enabled(Feature::Env) {
-            env::plan(target, &sizing_base, &workers, port_env, &mut planner);
+            env::plan(
+                target,
+                &sizing_base,
+                &workers,
+                port_env,
+                &sources,
+                &mut planner,
+            );
         }
         lint::plan(
             target,

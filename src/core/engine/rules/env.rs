@@ -56,7 +56,7 @@ fn fixed_reason(name: &str) -> &'static str {
 }
 
 /// The port `PORT` should carry for a gunicorn that has no `--bind`, when pytune may add it.
-pub fn gunicorn_port(target: &Target, planner: &Planner) -> Option<i32> {
+pub fn gunicorn_port(target: &Target, sources: &EnvFrom, planner: &Planner) -> Option<i32> {
     let detection = &target.info.detection;
     if detection.server != Server::Gunicorn
         || detection.flags.bind.is_some()
@@ -65,7 +65,6 @@ pub fn gunicorn_port(target: &Target, planner: &Planner) -> Option<i32> {
         return None;
     }
     let defined = target.env_entry("PORT").is_some();
-    let sources = env_from(target, planner);
     if defined || sources.known_keys.contains("PORT") || !sources.unknown_sources.is_empty() {
         return None;
     }
@@ -77,6 +76,7 @@ pub fn plan(
     base: &SizingBase,
     workers: &WorkerPlan,
     port_env: Option<i32>,
+    sources: &EnvFrom,
     planner: &mut Planner,
 ) {
     let name = target.name().to_string();
@@ -89,7 +89,6 @@ pub fn plan(
         return;
     }
     let defined = Defined(target.container.env.as_deref().unwrap_or_default());
-    let sources = env_from(target, planner);
     let policy = planner.policy;
 
     // Fixed interpreter flags.

@@ -198,12 +198,12 @@ pub fn plan(
     base: &SizingBase,
     directives: &Directives,
     policy: &Policy,
-    sources: &EnvFrom,
+    fan_out: &FanOut,
 ) -> WorkerPlan {
     if let Some((count, source)) = given(target) {
         return WorkerPlan::Given { count, source };
     }
-    let knob = match fan_out(target, directives, policy, sources) {
+    let knob = match fan_out.clone() {
         FanOut::Owned { knob } => knob,
         FanOut::Known { processes, source } if directives.workers.is_none() => {
             let count = processes
