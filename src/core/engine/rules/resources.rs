@@ -196,33 +196,28 @@ pub fn plan(
                     );
                     default_limit = None;
                 }
-                (FanOut::Known { processes, source }, Some(per_process)) => {
-                    let why = format!(
-                        "covers {processes} processes ({source}) × {}",
-                        per_process.0
-                    );
-                    if let Some(raised) = raise_limit(
-                        *processes,
-                        per_process,
-                        &default_limit,
-                        &request,
-                        why,
-                        target,
-                        planner,
-                    ) {
-                        limit = Some(raised);
-                        default_limit = None;
-                    }
-                }
-                // pytune sets the count and fits it below; the limit must hold one worker and
-                // the processes that run besides it.
-                (FanOut::Owned { .. }, Some(per_process)) => {
-                    let processes = 1 + target.launch.base_processes();
-                    let why = format!(
-                        "covers one worker and {} more process(es) × {}",
-                        processes - 1,
-                        per_process.0
-                    );
+                (fan_out, Some(per_process)) => {
+                    let (processes, why) = match fan_out {
+                        FanOut::Known { processes, source } => (
+                            *processes,
+                            format!(
+                                "covers {processes} processes ({source}) × {}",
+                                per_process.0
+                            ),
+                        ),
+                        // pytune sets the count and fits it below; the limit must hold one worker
+                        // and the processes that run besides it.
+                        _ => {
+                            let base = target.launch.base_processes();
+                            (
+                                1 + base,
+                                format!(
+                                    "covers one worker and {base} more process(es) × {}",
+                                    per_process.0
+                                ),
+                            )
+                        }
+                    };
                     if let Some(raised) = raise_limit(
                         processes,
                         per_process,
