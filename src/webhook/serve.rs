@@ -10,6 +10,7 @@ use anyhow::{Context as _, Result};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::core::catalog::Catalog;
 use crate::core::engine::{Context, KubeVersion};
 use crate::webhook::configmaps::ConfigMapResolver;
 use crate::webhook::discovery;
@@ -132,6 +133,8 @@ pub fn start(options: ServeOptions) -> Result<Serving> {
         }
     };
     let certs = Arc::new(CertStore::load(&cert_path, &key_path)?);
+    // Parsed here, not on the first review that needs it.
+    Catalog::load_embedded().context("the embedded application catalog does not load")?;
     let policy = Arc::new(match &options.policy {
         Some(path) => PolicyStore::load(path)?,
         None => PolicyStore::embedded(),

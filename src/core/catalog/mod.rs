@@ -303,6 +303,12 @@ impl Catalog {
         EMBEDDED.as_ref().unwrap_or(&EMPTY)
     }
 
+    /// Parses and checks the embedded catalog now (it is otherwise parsed on first use), saying why
+    /// if it cannot load.
+    pub fn load_embedded() -> Result<&'static Catalog, &'static CatalogError> {
+        EMBEDDED.as_ref()
+    }
+
     /// Every entry, in matching order.
     pub fn entries(&self) -> impl Iterator<Item = (&Family, &Entry)> {
         self.families
