@@ -8,9 +8,9 @@
 
 mod bodies;
 
+use pytune::core::engine::record::RECORD_BUDGET;
 use pytune::core::engine::{Context, Mode, annotations};
 use pytune::core::policy::Policy;
-use pytune::core::record::RECORD_BUDGET;
 use pytune::webhook::review;
 use serde_json::Value;
 

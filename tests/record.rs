@@ -3,9 +3,9 @@
 
 use serde_json::{Value, json};
 
+use pytune::core::engine::record::{RECORD_BUDGET, TOTAL_ANNOTATIONS_LIMIT};
 use pytune::core::engine::{self, Context, annotations};
 use pytune::core::policy::Policy;
-use pytune::core::record::{RECORD_BUDGET, TOTAL_ANNOTATIONS_LIMIT};
 
 fn labeled_pod(containers: usize, annotations: Value) -> Value {
     let containers: Vec<Value> = (0..containers)

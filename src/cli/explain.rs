@@ -12,9 +12,9 @@ use serde_json::Value;
 
 use crate::cli::manifests;
 use crate::cli::mutate::Input;
+use crate::core::engine::record::{self, POD};
 use crate::core::engine::{self, Change, Context, Decision, Feature, Plan, TargetContainer};
 use crate::core::policy::Policy;
-use crate::core::record::{self, POD};
 
 /// One value and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -7,5 +7,5 @@ pub mod catalog;
 pub mod detect;
 pub mod engine;
 pub mod policy;
+pub mod profile;
 pub mod quantity;
-pub mod record;

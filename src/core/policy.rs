@@ -5,13 +5,13 @@
 //! is allowed, and never silently falls back to something else.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
 use crate::core::catalog;
+pub use crate::core::profile::WorkloadProfile;
 use crate::core::quantity;
 
 /// The default policy, as shipped (the Helm chart renders the same file).
@@ -443,47 +443,6 @@ fn canonical_json(value: &Value) -> String {
             format!("[{}]", items.join(","))
         }
         other => other.to_string(),
-    }
-}
-
-/// The kind of workload a container is, which picks its defaults.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WorkloadProfile {
-    /// Serves a port: probes, graceful shutdown, worker sizing.
-    Web,
-    /// Long-running without a port: graceful shutdown, no probes.
-    Worker,
-    /// Runs to completion: resources and env only.
-    Job,
-    /// Not Python (a proxy, an agent, a shell) in a Python Pod: small requests, nothing else.
-    Helper,
-    /// Runs on every node (a DaemonSet): small requests, since they are reserved once per node.
-    Daemon,
-}
-
-impl WorkloadProfile {
-    pub fn parse(text: &str) -> Option<WorkloadProfile> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "web" => Some(WorkloadProfile::Web),
-            "worker" => Some(WorkloadProfile::Worker),
-            "job" => Some(WorkloadProfile::Job),
-            "helper" => Some(WorkloadProfile::Helper),
-            "daemon" => Some(WorkloadProfile::Daemon),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for WorkloadProfile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            WorkloadProfile::Web => "web",
-            WorkloadProfile::Worker => "worker",
-            WorkloadProfile::Job => "job",
-            WorkloadProfile::Helper => "helper",
-            WorkloadProfile::Daemon => "daemon",
-        })
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::LazyLock;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::core::policy::WorkloadProfile;
+use crate::core::profile::WorkloadProfile;
 use crate::core::quantity;
 
 pub use matching::{AppMatch, Evidence, find, image_repository};

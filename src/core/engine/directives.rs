@@ -18,7 +18,7 @@ pub mod annotations {
     pub const WORKERS: &str = "pytune.io/workers";
     /// Memory budget of one worker process, for sizing and memory checks.
     pub const MEMORY_PER_WORKER: &str = "pytune.io/memory-per-worker";
-    /// Written by pytune: the fields it added, one line per container (see `core::record`).
+    /// Written by pytune: the fields it added, one line per container (see `engine::record`).
     pub const INJECTED: &str = "pytune.io/injected";
     /// Written by pytune: the revision of the policy that made the changes.
     pub const POLICY_REVISION: &str = "pytune.io/policy-revision";

@@ -10,6 +10,7 @@ mod launch;
 mod listen;
 mod patch;
 mod plan;
+pub mod record;
 mod rules;
 mod targets;
 
@@ -32,7 +33,7 @@ pub use plan::{
 
 use crate::core::policy::Policy;
 use patch::PatchBuilder;
-use rules::{env, lifecycle, lint, probes, record, resources, sizing};
+use rules::{env, lifecycle, lint, probes, resources, sizing};
 
 /// Enforce patches the Pod; audit only reports what would change. The plan is the same in both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -342,7 +343,7 @@ fn plan_selected(pod: &Pod, policy: &Policy, ctx: &Context) -> Plan {
     if enabled(Feature::Lifecycle) {
         lifecycle::plan_grace_period(pod, &targets, &mut planner);
     }
-    record::plan(pod, &mut planner);
+    rules::record::plan(pod, &mut planner);
 
     Plan {
         decision: Decision::Selected,

@@ -12,11 +12,11 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::core::admission::Operation;
 use thiserror::Error;
 
+use crate::core::engine::record::{self, Detail};
 use crate::core::engine::{
     self, Context, Decision, Feature, MAX_WARNING_CHARS, Mode, Plan, PodView, truncate,
 };
 use crate::core::policy::Policy;
-use crate::core::record::{self, Detail};
 
 mod answer;
 mod envelope;

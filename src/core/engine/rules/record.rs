@@ -1,11 +1,11 @@
-//! Records on the Pod what pytune added (compactly, see [`crate::core::record`]) and under which
+//! Records on the Pod what pytune added (compactly, see [`crate::core::engine::record`]) and under which
 //! policy revision, never pushing the Pod's annotations past what the API server accepts.
 
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::core::engine::directives::annotations;
+use crate::core::engine::record::{self, Detail, TOTAL_ANNOTATIONS_LIMIT};
 use crate::core::engine::{Feature, PatchValue, Planner, Warning};
-use crate::core::record::{self, Detail, TOTAL_ANNOTATIONS_LIMIT};
 
 pub fn plan(pod: &Pod, planner: &mut Planner) {
     if planner.changes.is_empty() {
