@@ -588,9 +588,9 @@ fn deployment_is_hardened_and_probed_on_the_admin_port() {
 }
 
 #[test]
-fn rbac_is_only_get_on_config_maps() {
-    // The server's one API call is `get` on the ConfigMaps Pods name in envFrom (on by default);
-    // without it the chart grants nothing and mounts no token.
+fn rbac_is_only_get_on_env_from_sources() {
+    // The server's API calls are `get` on the ConfigMaps Pods name in envFrom (on by default) and,
+    // opted in, on the Secrets they name; without them the chart grants nothing and mounts no token.
     for combo in combinations() {
         let docs = render(&sets(&combo));
         for kind in ["Role", "RoleBinding"] {
@@ -619,6 +619,31 @@ fn rbac_is_only_get_on_config_maps() {
             "{args:?}"
         );
     }
+
+    // Secrets only with resolveSecrets: a role of their own, so the grant is plain to see.
+    let docs = render(&["resolveConfigMaps=false", "resolveSecrets=true"]);
+    let role = find(&docs, "ClusterRole");
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}])
+    );
+    assert_eq!(
+        find(&docs, "ClusterRoleBinding")["roleRef"]["name"],
+        role["metadata"]["name"]
+    );
+    let pod = &find(&docs, "Deployment")["spec"]["template"]["spec"];
+    assert_eq!(pod["automountServiceAccountToken"], true);
+    let args = pod["containers"][0]["args"].as_array().expect("args");
+    assert!(
+        args.iter().any(|a| a == "--resolve-secrets=true"),
+        "{args:?}"
+    );
+    let both = render(&["resolveSecrets=true"]);
+    assert_eq!(
+        kinds(&both).iter().filter(|k| *k == "ClusterRole").count(),
+        2
+    );
+
     let docs = render(&["resolveConfigMaps=false"]);
     for kind in ["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"] {
         assert!(
@@ -635,6 +660,10 @@ fn rbac_is_only_get_on_config_maps() {
     let args = pod["containers"][0]["args"].as_array().expect("args");
     assert!(
         args.iter().any(|a| a == "--resolve-config-maps=false"),
+        "{args:?}"
+    );
+    assert!(
+        args.iter().any(|a| a == "--resolve-secrets=false"),
         "{args:?}"
     );
 }

@@ -278,6 +278,69 @@ fn explain_gives_the_reasons_of_what_mutate_added() {
     assert_eq!(report["errors"], serde_json::json!([]));
 }
 
+/// A chart as `helm template` renders it: the workload with the Secret and ConfigMap its envFrom
+/// names. Their keys are read (never their values), so the app's own knob can be set when no
+/// source defines it, and is left alone when one does.
+#[test]
+fn envfrom_sources_in_the_input_are_read() {
+    let deployment = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: mlflow}
+spec:
+  template:
+    metadata: {labels: {pytune.io/runtime: python}}
+    spec:
+      containers:
+        - name: mlflow
+          image: burakince/mlflow:3.1.0
+          command: [mlflow]
+          args: [server, --host=0.0.0.0, --port=5000]
+          envFrom:
+            - configMapRef: {name: mlflow-env-configmap}
+            - secretRef: {name: mlflow-env-secret}
+"#;
+    let config_map = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: mlflow-env-configmap}\ndata: {MLFLOW_DEFAULT_ARTIFACT_ROOT: ./mlruns}\n";
+    let secret = |keys: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: mlflow-env-secret}}\nstringData: {{{keys}}}\n"
+        )
+    };
+    let knob_added = |input: &str| {
+        let output = pytune(&["audit", "-o", "json", "-"], Some(input));
+        let report: Value = serde_json::from_slice(&output.stdout).expect("audit JSON");
+        let changes = report["workloads"][0]["changes"]
+            .as_array()
+            .expect("changes")
+            .clone();
+        changes.iter().any(|c| c["field"] == "env.MLFLOW_WORKERS")
+    };
+
+    let known = format!(
+        "{deployment}---\n{config_map}---\n{}",
+        secret("PGPASSWORD: x")
+    );
+    assert!(
+        knob_added(&known),
+        "every source is known and none sets MLFLOW_WORKERS"
+    );
+
+    let user_set = format!(
+        "{deployment}---\n{config_map}---\n{}",
+        secret("MLFLOW_WORKERS: '8'")
+    );
+    assert!(
+        !knob_added(&user_set),
+        "the Secret sets MLFLOW_WORKERS: never overridden"
+    );
+
+    let secret_missing = format!("{deployment}---\n{config_map}");
+    assert!(
+        !knob_added(&secret_missing),
+        "a Secret not in the input may set it"
+    );
+}
+
 #[test]
 fn a_document_on_the_separator_line_is_kept() {
     let input = "--- {\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"cm\"}}\n\

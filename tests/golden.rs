@@ -35,7 +35,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use pytune::core::detect::Libc;
+use pytune::core::detect::{Libc, Server};
 use pytune::core::engine::{
     self, Change, Context, Decision, KubeVersion, Note, Plan, TargetContainer, annotations,
 };
@@ -88,6 +88,8 @@ struct ContextFile {
     kubernetes_version: Option<String>,
     #[serde(default)]
     config_maps: BTreeMap<String, BTreeSet<String>>,
+    #[serde(default)]
+    secrets: BTreeMap<String, BTreeSet<String>>,
 }
 
 fn read_yaml(path: &Path) -> Result<Option<Value>, String> {
@@ -117,6 +119,7 @@ fn load_context(dir: &Path) -> Result<Context, String> {
     Ok(Context {
         kubernetes_version,
         config_map_keys: context.config_maps,
+        secret_keys: context.secrets,
         ..Context::default()
     })
 }
@@ -241,12 +244,17 @@ fn decision_line(decision: &Decision) -> String {
 /// `app: web (runs uvicorn); server uvicorn, evidence: command: python -m uvicorn …`
 fn container_line(target: &TargetContainer) -> String {
     let detection = &target.detection;
+    let detected = detection.server.name();
+    // The command alone may not show the server an application's launcher starts.
+    let server = match target.app.as_ref().and_then(|app| app.server) {
+        Some(server) if detection.server == Server::Unknown => {
+            format!("{} (catalog)", server.name())
+        }
+        _ => detected.to_string(),
+    };
     let mut line = format!(
-        "{}: {} ({}); server {}",
-        target.name,
-        target.profile,
-        target.profile_reason,
-        detection.server.name()
+        "{}: {} ({}); server {server}",
+        target.name, target.profile, target.profile_reason,
     );
     let mut traits = Vec::new();
     if let Some(class) = detection.worker_class {

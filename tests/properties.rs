@@ -142,6 +142,7 @@ fn container() -> impl Strategy<Value = Value> {
         resources(),
         env(),
         any::<(bool, bool, bool, bool, bool)>(),
+        0..3usize,
         image(),
     )
         .prop_map(
@@ -152,6 +153,7 @@ fn container() -> impl Strategy<Value = Value> {
                 resources,
                 env,
                 (readiness, pre_stop, env_from, secret, unknown),
+                secret_kind,
                 image,
             )| {
                 let mut c = Map::new();
@@ -186,7 +188,9 @@ fn container() -> impl Strategy<Value = Value> {
                 }
                 if env_from {
                     let source = if secret {
-                        json!({"secretRef": {"name": "s"}})
+                        // A Secret whose keys pytune was given, or one it knows nothing of.
+                        let name = ["s", "known-secret", "s"][secret_kind];
+                        json!({"secretRef": {"name": name}})
                     } else {
                         json!({"configMapRef": {"name": "known"}})
                     };
@@ -276,6 +280,10 @@ fn contexts() -> impl Strategy<Value = Context> {
             };
             ctx.config_map_keys
                 .insert("known".into(), ["WEB_CONCURRENCY".to_string()].into());
+            ctx.secret_keys.insert(
+                "known-secret".into(),
+                ["WEB_CONCURRENCY".to_string()].into(),
+            );
             ctx
         },
     )
@@ -417,6 +425,22 @@ proptest! {
         // Do no harm: what pytune adds fits what it knows of each container.
         for target in &plan.containers {
             let name = target.name.as_str();
+            // Never a variable that an envFrom source defines: an env entry would override it.
+            let container = pod["spec"]["containers"].as_array().into_iter().flatten().find(|c| c["name"] == name);
+            let sources = container.and_then(|c| c["envFrom"].as_array()).into_iter().flatten();
+            for source in sources {
+                let keys = match (source["configMapRef"]["name"].as_str(), source["secretRef"]["name"].as_str()) {
+                    (Some(config_map), _) => ctx.config_map_keys.get(config_map),
+                    (_, Some(secret)) => ctx.secret_keys.get(secret),
+                    _ => None,
+                };
+                for key in keys.into_iter().flatten() {
+                    let overridden = plan.changes.iter().any(|c| {
+                        c.container.as_deref() == Some(name) && c.field == format!("env.{key}")
+                    });
+                    prop_assert!(!overridden, "{name}: env.{key} overrides its envFrom source");
+                }
+            }
             let added = |field: &str| {
                 plan.changes.iter().any(|c| c.container.as_deref() == Some(name) && c.field == field)
             };

@@ -201,6 +201,10 @@ pub struct ServeArgs {
     /// define can still be added. Needs `get` on ConfigMaps; off by default.
     #[arg(long, env = "PYTUNE_RESOLVE_CONFIG_MAPS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub resolve_config_maps: bool,
+    /// Look up the key names (never the values) of Secrets named in envFrom likewise. Needs `get`
+    /// on Secrets; off by default.
+    #[arg(long, env = "PYTUNE_RESOLVE_SECRETS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub resolve_secrets: bool,
     /// Log format.
     #[arg(long, env = "PYTUNE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: crate::webhook::logging::LogFormat,

@@ -10,8 +10,10 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::cli::env_sources::EnvSources;
 use crate::cli::manifests;
 use crate::cli::mutate::Input;
+use crate::core::detect::Server;
 use crate::core::engine::record::{self, POD};
 use crate::core::engine::{self, Change, Context, Decision, Feature, Plan, TargetContainer};
 use crate::core::policy::Policy;
@@ -67,8 +69,10 @@ pub fn explain(
 ) -> (Vec<Explanation>, Vec<String>) {
     let mut explanations = Vec::new();
     let mut errors = Vec::new();
-    for input in inputs {
-        for document in input.documents() {
+    let documents: Vec<Vec<manifests::Document>> = inputs.iter().map(Input::documents).collect();
+    let sources = EnvSources::of_documents(&documents);
+    for (input, documents) in inputs.iter().zip(documents) {
+        for document in documents {
             let where_ = format!("{} document {}", input.name, document.index);
             let value = match &document.parsed {
                 Ok(Some(value)) => value,
@@ -82,7 +86,7 @@ pub fn explain(
                 let Some(pod) = manifests::pod_at(value, &site) else {
                     continue;
                 };
-                let ctx = crate::cli::mutate::site_context(ctx, &site.workload);
+                let ctx = sources.site_context(ctx, &site);
                 match explain_pod(&pod, policy, &ctx) {
                     Ok(parts) => explanations.push(Explanation {
                         source: input.name.clone(),
@@ -206,7 +210,7 @@ pub fn render_text(explanations: &[Explanation]) -> String {
                 target.name,
                 target.profile,
                 target.profile_reason,
-                target.detection.server.name()
+                server_name(target)
             );
         }
         if !explanation.would_add.is_empty() {
@@ -248,6 +252,15 @@ fn write_values(text: &mut String, values: &[Explained]) {
             "    {} {} = {shown}\n        {}",
             value.container, value.field, value.reason
         );
+    }
+}
+
+/// The server a container runs: what its command shows, else what its catalog entry says (an
+/// application's launcher may start a server its command does not name).
+fn server_name(target: &TargetContainer) -> &'static str {
+    match target.app.as_ref().and_then(|app| app.server) {
+        Some(server) if target.detection.server == Server::Unknown => server.name(),
+        _ => target.detection.server.name(),
     }
 }
 

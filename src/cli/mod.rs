@@ -17,6 +17,7 @@ pub mod audit;
 pub mod catalog;
 pub mod cluster;
 mod cluster_audit;
+pub mod env_sources;
 pub mod explain;
 pub mod inputs;
 pub mod manifests;
@@ -73,6 +74,7 @@ fn run_serve(args: args::ServeArgs) -> Result<ExitCode> {
     options.kubernetes_version = args.kubernetes_version;
     options.discover_kubernetes_version = args.discover_kubernetes_version;
     options.resolve_config_maps = args.resolve_config_maps;
+    options.resolve_secrets = args.resolve_secrets;
     options.max_body_bytes = args.max_body_bytes;
     options.reload_interval = args.reload_interval;
     options.limits.idle_timeout = args.idle_timeout;

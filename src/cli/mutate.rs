@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use crate::cli::env_sources::EnvSources;
 use crate::cli::manifests::{self, Document};
 use crate::core::engine::{self, Context, Decision, PatchValue, Plan};
 use crate::core::policy::Policy;
@@ -67,8 +68,10 @@ pub struct MutateOutput {
 
 pub fn mutate(inputs: &[Input], policy: &Policy, ctx: &Context) -> MutateOutput {
     let mut output = MutateOutput::default();
-    for input in inputs {
-        for document in input.documents() {
+    let documents: Vec<Vec<Document>> = inputs.iter().map(Input::documents).collect();
+    let sources = EnvSources::of_documents(&documents);
+    for (input, documents) in inputs.iter().zip(documents) {
+        for document in documents {
             if let Err(err @ manifests::ManifestError::NotUtf8(_)) = &document.parsed {
                 // Its text is not what the file holds: leave it out rather than alter it.
                 output.errors.push(format!(
@@ -77,6 +80,7 @@ pub fn mutate(inputs: &[Input], policy: &Policy, ctx: &Context) -> MutateOutput 
                 ));
                 continue;
             }
+            let ctx = (ctx, &sources);
             let mut text = mutate_document(&input.name, &document, policy, ctx, &mut output);
             if !text.ends_with('\n') {
                 text.push('\n');
@@ -110,7 +114,7 @@ fn mutate_document(
     source: &str,
     document: &Document,
     policy: &Policy,
-    ctx: &Context,
+    (ctx, sources): (&Context, &EnvSources),
     output: &mut MutateOutput,
 ) -> String {
     let where_ = format!("{source} document {}", document.index);
@@ -129,7 +133,7 @@ fn mutate_document(
         let Some(mut pod) = manifests::pod_at(&value, &site) else {
             continue;
         };
-        let ctx = site_context(ctx, &site.workload);
+        let ctx = sources.site_context(ctx, &site);
         let plan = match engine::plan(&pod, policy, &ctx) {
             Ok(plan) => plan,
             Err(err) => {
@@ -177,14 +181,6 @@ fn mutate_document(
                 .push(format!("{where_}: {err}; passed through unchanged"));
             document.text.clone()
         }
-    }
-}
-
-/// The context of one pod template: the workload kind it belongs to (`DaemonSet/x` → `DaemonSet`).
-pub fn site_context(ctx: &Context, workload: &str) -> Context {
-    Context {
-        workload_kind: workload.split_once('/').map(|(kind, _)| kind.to_string()),
-        ..ctx.clone()
     }
 }
 

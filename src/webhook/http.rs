@@ -18,7 +18,7 @@ use axum_server::accept::NoDelayAcceptor;
 use axum_server::tls_rustls::RustlsConfig;
 
 use crate::core::engine::{Context, Mode};
-use crate::webhook::configmaps::{self, ConfigMapResolver};
+use crate::webhook::env_from::{self, EnvFromResolver};
 use crate::webhook::metrics::{Metrics, mode_name};
 use crate::webhook::reload::PolicyStore;
 use crate::webhook::review::{self, Answer, Outcome, Verdict};
@@ -38,8 +38,8 @@ pub struct AppState {
     pub context: Context,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
-    /// Looks up `envFrom` ConfigMaps before planning, when enabled.
-    pub config_maps: Option<ConfigMapResolver>,
+    /// Looks up `envFrom` ConfigMaps and Secrets before planning, when enabled.
+    pub env_from: Option<EnvFromResolver>,
     /// False until the server serves, and again once it drains.
     pub ready: AtomicBool,
 }
@@ -51,7 +51,7 @@ impl AppState {
             context,
             metrics,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            config_maps: None,
+            env_from: None,
             ready: AtomicBool::new(false),
         }
     }
@@ -135,13 +135,15 @@ async fn handle(state: &AppState, mode: Mode, request: Request) -> Response {
         Err(_) => return panicked(state, mode, &body),
     };
     let mut context = None;
-    if let Some(resolver) = &state.config_maps {
-        let names = parsed.env_from_config_maps();
-        if let (Some(namespace), false) = (parsed.namespace(), names.is_empty()) {
-            let within = (deadline / 3).min(configmaps::MAX_LOOKUP_TIME);
+    if let Some(resolver) = &state.env_from {
+        let names = parsed.env_from_names();
+        let some = !names.config_maps.is_empty() || !names.secrets.is_empty();
+        if let (Some(namespace), true) = (parsed.namespace(), some) {
+            let within = (deadline / 3).min(env_from::MAX_LOOKUP_TIME);
             let keys = resolver.keys(namespace, &names, within).await;
             context = Some(Context {
-                config_map_keys: keys,
+                config_map_keys: keys.config_maps,
+                secret_keys: keys.secrets,
                 ..state.context.clone()
             });
         }

@@ -2,8 +2,8 @@
 //! metrics and the cluster facts the engine is given. The decisions are the core's.
 
 pub mod admin;
-pub mod configmaps;
 pub mod discovery;
+pub mod env_from;
 pub mod http;
 pub mod logging;
 pub mod metrics;

@@ -12,8 +12,8 @@ use tokio::task::JoinHandle;
 
 use crate::core::catalog::Catalog;
 use crate::core::engine::{Context, KubeVersion};
-use crate::webhook::configmaps::ConfigMapResolver;
 use crate::webhook::discovery;
+use crate::webhook::env_from::EnvFromResolver;
 use crate::webhook::http::{self, AppState, ConnectionLimits, RunningServer};
 use crate::webhook::metrics::Metrics;
 use crate::webhook::reload::{self, PolicyStore};
@@ -42,10 +42,12 @@ pub struct ServeOptions {
     /// Ask the API server for its version when in a cluster and `kubernetes_version` is unset.
     pub discover_kubernetes_version: bool,
     /// Look up the keys of `envFrom` ConfigMaps with the default Kubernetes client (in-cluster or
-    /// kubeconfig); see [`crate::webhook::configmaps`].
+    /// kubeconfig); see [`crate::webhook::env_from`].
     pub resolve_config_maps: bool,
-    /// The resolver to use; built from the default client by [`run`] when `resolve_config_maps`.
-    pub config_maps: Option<ConfigMapResolver>,
+    /// Look up the key names of `envFrom` Secrets likewise.
+    pub resolve_secrets: bool,
+    /// The resolver to use; built from the default client by [`run`] when either lookup is on.
+    pub env_from: Option<EnvFromResolver>,
     pub max_body_bytes: usize,
     /// How often the certificate and policy files are checked for changes.
     pub reload_interval: Duration,
@@ -67,7 +69,8 @@ impl ServeOptions {
             kubernetes_version: None,
             discover_kubernetes_version: true,
             resolve_config_maps: false,
-            config_maps: None,
+            resolve_secrets: false,
+            env_from: None,
             max_body_bytes: http::DEFAULT_MAX_BODY_BYTES,
             reload_interval: Duration::from_secs(10),
             limits: ConnectionLimits::default(),
@@ -149,7 +152,7 @@ pub fn start(options: ServeOptions) -> Result<Serving> {
     };
     let mut state = AppState::new(policy.clone(), context, metrics.clone());
     state.max_body_bytes = options.max_body_bytes;
-    state.config_maps = options.config_maps.clone();
+    state.env_from = options.env_from.clone();
     let state = Arc::new(state);
 
     let webhook_listener = http::bind(options.listen)?;
@@ -211,17 +214,22 @@ pub async fn run(mut options: ServeOptions) -> Result<()> {
             ),
         }
     }
-    if options.resolve_config_maps && options.config_maps.is_none() {
-        // Without cluster access the webhook still serves: envFrom ConfigMaps stay unknown, and
-        // the engine's no-knowledge rules apply.
+    let (config_maps, secrets) = (options.resolve_config_maps, options.resolve_secrets);
+    if (config_maps || secrets) && options.env_from.is_none() {
+        // Without cluster access the webhook still serves: envFrom sources stay unknown, and the
+        // engine's no-knowledge rules apply.
         match kube::Client::try_default().await {
             Ok(client) => {
-                options.config_maps = Some(ConfigMapResolver::new(client));
-                tracing::info!("envFrom ConfigMaps are looked up before planning");
+                options.env_from = Some(EnvFromResolver::new(client, config_maps, secrets));
+                tracing::info!(
+                    config_maps,
+                    secrets,
+                    "envFrom sources are looked up before planning"
+                );
             }
             Err(err) => tracing::warn!(
                 error = %err,
-                "no Kubernetes client for --resolve-config-maps; envFrom ConfigMaps count as unknown"
+                "no Kubernetes client for --resolve-config-maps/--resolve-secrets; envFrom sources count as unknown"
             ),
         }
     }

@@ -17,6 +17,9 @@ use crate::core::quantity;
 pub struct AppRef {
     /// The entry's name: `airflow-api-server`, `gunicorn`, `nginx`.
     pub entry: String,
+    /// What the entry says runs there, when it says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerKind>,
     /// The evidence that matched, in words.
     pub evidence: Vec<String>,
 }
@@ -77,6 +80,7 @@ impl Launch {
                 let generic = found.family == GENERIC_FAMILY;
                 let app = AppRef {
                     entry: found.entry.name.clone(),
+                    server: found.entry.server,
                     evidence: found.evidence.0.clone(),
                 };
                 (

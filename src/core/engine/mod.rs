@@ -83,8 +83,11 @@ pub struct Context {
     pub kubernetes_version: Option<KubeVersion>,
     pub mode: Mode,
     /// Keys of ConfigMaps the Pod's `envFrom` may name, by ConfigMap name. A ConfigMap missing here
-    /// is unknown; Secrets are always unknown.
+    /// is unknown: it may define any variable.
     pub config_map_keys: BTreeMap<String, BTreeSet<String>>,
+    /// Keys (never values) of Secrets the Pod's `envFrom` may name, by Secret name; unknown when
+    /// missing here, like ConfigMaps.
+    pub secret_keys: BTreeMap<String, BTreeSet<String>>,
     /// The kind of workload whose pod template this is (`DaemonSet`, `CronJob`…), when planning a
     /// template from a manifest; a Pod from the API server says so in its owner references.
     pub workload_kind: Option<String>,

@@ -5,7 +5,7 @@
 //! received. Whatever goes wrong after the uid is known, the answer is `allowed: true` without a
 //! patch and with a warning: pytune never blocks a Pod.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use k8s_openapi::api::core::v1::Pod;
@@ -17,6 +17,7 @@ use crate::core::engine::{
     self, Context, Decision, Feature, MAX_WARNING_CHARS, Mode, Plan, PodView, truncate,
 };
 use crate::core::policy::Policy;
+use crate::webhook::env_from::SourceNames;
 
 mod answer;
 mod envelope;
@@ -164,20 +165,27 @@ impl Parsed {
         self.record.namespace.as_deref()
     }
 
-    /// The ConfigMaps the containers of a selected Pod CREATE take variables from (`envFrom`):
-    /// what is worth looking up before planning.
-    pub fn env_from_config_maps(&self) -> BTreeSet<String> {
+    /// The ConfigMaps and Secrets the containers of a selected Pod CREATE take variables from
+    /// (`envFrom`): what is worth looking up before planning.
+    pub fn env_from_names(&self) -> SourceNames {
+        let mut names = SourceNames::default();
         let Subject::Pod(pod) = &self.subject else {
-            return BTreeSet::new();
+            return names;
         };
         let containers = pod.spec.iter().flat_map(|spec| &spec.containers);
-        containers
-            .flat_map(|container| container.env_from.iter().flatten())
-            .filter_map(|source| source.config_map_ref.as_ref())
-            .map(|reference| reference.name.as_str())
-            .filter(|name| !name.is_empty())
-            .map(str::to_string)
-            .collect()
+        for source in containers.flat_map(|container| container.env_from.iter().flatten()) {
+            if let Some(config_map) = source
+                .config_map_ref
+                .as_ref()
+                .filter(|r| !r.name.is_empty())
+            {
+                names.config_maps.insert(config_map.name.clone());
+            }
+            if let Some(secret) = source.secret_ref.as_ref().filter(|r| !r.name.is_empty()) {
+                names.secrets.insert(secret.name.clone());
+            }
+        }
+        names
     }
 }
 

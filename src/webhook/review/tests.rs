@@ -3,6 +3,10 @@
 use super::*;
 use serde_json::Value;
 
+use std::collections::BTreeSet;
+
+use crate::webhook::env_from::SourceNames;
+
 use crate::core::engine::PatchValue;
 
 const CREATE: &str = include_str!("../../../tests/fixtures/apiserver-v1.36/pod-create-review.json");
@@ -185,7 +189,7 @@ fn bodies_that_are_not_reviews_are_rejected() {
 }
 
 #[test]
-fn config_maps_are_looked_up_only_for_selected_pod_creates() {
+fn env_from_sources_are_looked_up_only_for_selected_pod_creates() {
     let policy = Policy::embedded();
     let with_env_from = |body: &[u8]| {
         let mut review: Value = serde_json::from_slice(body).expect("JSON");
@@ -197,14 +201,19 @@ fn config_maps_are_looked_up_only_for_selected_pod_creates() {
     let names = |review: &Value| {
         parse(&serde_json::to_vec(review).expect("JSON"), &policy)
             .expect("parsed")
-            .env_from_config_maps()
+            .env_from_names()
     };
     let selected = with_env_from(&labeled(CREATE));
-    assert_eq!(names(&selected), BTreeSet::from(["a".to_string()]));
-    assert!(names(&with_env_from(CREATE.as_bytes())).is_empty());
+    assert_eq!(
+        names(&selected).config_maps,
+        BTreeSet::from(["a".to_string()])
+    );
+    assert_eq!(names(&selected).secrets, BTreeSet::from(["s".to_string()]));
+    let none = SourceNames::default();
+    assert_eq!(names(&with_env_from(CREATE.as_bytes())), none);
     let mut update = selected.clone();
     update["request"]["operation"] = "UPDATE".into();
-    assert!(names(&update).is_empty());
+    assert_eq!(names(&update), none);
 }
 
 #[test]

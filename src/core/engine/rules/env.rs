@@ -15,7 +15,7 @@ use crate::core::quantity;
 /// What the container's `envFrom` sources may define.
 pub(crate) struct EnvFrom {
     pub known_keys: BTreeSet<String>,
-    /// Sources whose keys pytune cannot know (Secrets, and ConfigMaps it was not given).
+    /// Sources whose keys pytune was not given (neither in the input nor looked up).
     pub unknown_sources: Vec<String>,
 }
 
@@ -31,7 +31,10 @@ pub(crate) fn env_from(target: &Target, planner: &Planner) -> EnvFrom {
             }
         }
         if let Some(secret) = &source.secret_ref {
-            unknown_sources.push(format!("Secret {}", secret.name));
+            match planner.ctx.secret_keys.get(&secret.name) {
+                Some(keys) => known_keys.extend(keys.iter().map(|key| format!("{prefix}{key}"))),
+                None => unknown_sources.push(format!("Secret {}", secret.name)),
+            }
         }
     }
     EnvFrom {
