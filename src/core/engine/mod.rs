@@ -337,7 +337,7 @@ fn plan_selected(pod: &Pod, policy: &Policy, ctx: &Context) -> Plan {
         lint::plan(
             target,
             &sizing_base,
-            &workers,
+            (&workers, &fan_out),
             &listening,
             &directives,
             &mut planner,

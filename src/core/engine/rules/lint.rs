@@ -1,7 +1,7 @@
 //! Warnings about how a Python server is run: never a rejection, each under 120 characters.
 
 use super::resources::SizingBase;
-use super::sizing::{self, WorkerPlan};
+use super::sizing::{self, FanOut, WorkerPlan};
 use crate::core::detect::Server;
 use crate::core::engine::directives::Directives;
 use crate::core::engine::listen::Listening;
@@ -11,7 +11,7 @@ use crate::core::quantity;
 pub fn plan(
     target: &Target,
     base: &SizingBase,
-    workers: &WorkerPlan,
+    (workers, fan_out): (&WorkerPlan, &FanOut),
     listening: &Listening,
     directives: &Directives,
     planner: &mut Planner,
@@ -66,11 +66,23 @@ pub fn plan(
     if let (Some(count), Some(limit)) = (chosen_by_hand, base.memory_limit_bytes) {
         let (per_worker_text, per_worker) =
             sizing::memory_per_process(target, planner.policy, directives);
-        if u64::from(count).saturating_mul(per_worker) > limit {
+        // What runs besides the workers (a master, an arbiter) takes memory too, and a pool of
+        // greenlets or threads is one process whatever its count.
+        let base = target.launch.base_processes();
+        let processes = match fan_out {
+            FanOut::Known { processes, .. } => *processes,
+            _ => count.saturating_add(base),
+        };
+        if u64::from(processes).saturating_mul(per_worker) > limit {
+            let what = if processes == count {
+                format!("{count} workers")
+            } else {
+                format!("{processes} processes ({count} workers)")
+            };
             planner.warn(Warning::container(
                 name,
                 format!(
-                    "{count} workers × {per_worker_text} exceeds the memory limit {}; expect OOM kills",
+                    "{what} × {per_worker_text} exceeds the memory limit {}; expect OOM kills",
                     quantity::format_bytes(limit)
                 ),
             ));

@@ -70,8 +70,13 @@ pub fn fan_out(
         if let Some(count) = directives.workers {
             return known(count, format!("annotation {}", annotations::WORKERS));
         }
-        // pytune would not add the variable, and the source may set any count.
-        if sources.known_keys.contains(knob) || !sources.unknown_sources.is_empty() {
+        // pytune would not add the variable, and the source sets, or may set, any count.
+        if sources.known_keys.contains(knob) {
+            return FanOut::Unknown(format!(
+                "{knob} comes from an envFrom source, whose value pytune does not read",
+            ));
+        }
+        if !sources.unknown_sources.is_empty() {
             return FanOut::Unknown(format!(
                 "{knob} may come from envFrom, which pytune cannot read",
             ));
