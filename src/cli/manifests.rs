@@ -4,6 +4,10 @@
 use serde_json::{Map, Value};
 use thiserror::Error;
 
+mod limits;
+
+pub use limits::{MAX_ALIAS_EVENTS, MAX_DEPTH};
+
 /// One YAML document of an input, with its original text so untouched documents pass through
 /// byte for byte.
 #[derive(Debug, Clone)]
@@ -21,6 +25,16 @@ pub struct Document {
 pub enum ManifestError {
     #[error("not valid YAML: {0}")]
     Yaml(String),
+    #[error(
+        "nested more than {MAX_DEPTH} levels deep (line {line}); no Kubernetes object nests \
+         so deep: check how the file was generated"
+    )]
+    TooDeep { line: u64 },
+    #[error(
+        "refused as an alias bomb: its aliases (*name) expand past {MAX_ALIAS_EVENTS} nodes \
+         (line {line}); write the repeated values out or alias fewer of them"
+    )]
+    AliasBomb { line: u64 },
     #[error("cannot write YAML: {0}")]
     Render(String),
     #[error("not valid UTF-8 (line {0}); save the file as UTF-8")]
@@ -111,8 +125,15 @@ fn separator_rest(line: &str) -> Option<&str> {
 }
 
 fn parse_document(text: &str) -> Result<Option<Value>, ManifestError> {
-    let value: Value = serde_saphyr::from_str(text)
-        .map_err(|err| ManifestError::Yaml(first_line(&err.to_string())))?;
+    let value: Value = serde_saphyr::from_str_with_options(text, limits::options(text.len()))
+        .map_err(|err| {
+            let line = err.location().map_or(0, |at| at.line());
+            match limits::refusal(&err) {
+                Some(limits::Refusal::TooDeep) => ManifestError::TooDeep { line },
+                Some(limits::Refusal::AliasExpansion) => ManifestError::AliasBomb { line },
+                None => ManifestError::Yaml(first_line(&err.to_string())),
+            }
+        })?;
     Ok((!value.is_null()).then_some(value))
 }
 
