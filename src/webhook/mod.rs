@@ -2,6 +2,7 @@
 //! metrics and the cluster facts the engine is given. The decisions are the core's.
 
 pub mod admin;
+pub mod body;
 pub mod configmaps;
 pub mod discovery;
 pub mod http;
