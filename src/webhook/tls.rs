@@ -14,7 +14,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, version};
-use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use thiserror::Error;
 
@@ -28,18 +28,11 @@ pub enum TlsError {
     },
     #[error("no PEM certificate in {0}")]
     NoCertificate(PathBuf),
-    #[error("invalid PEM certificate in {path}: {source}")]
-    BadCertificate {
-        path: PathBuf,
-        #[source]
-        source: rustls_pki_types::pem::Error,
-    },
-    #[error("no usable PEM private key in {path}: {source}")]
-    BadKey {
-        path: PathBuf,
-        #[source]
-        source: rustls_pki_types::pem::Error,
-    },
+    // The PEM error goes in as text: its own message prints the markers as lists of bytes.
+    #[error("invalid PEM certificate in {path}: {problem}")]
+    BadCertificate { path: PathBuf, problem: String },
+    #[error("no usable PEM private key in {path}: {problem}")]
+    BadKey { path: PathBuf, problem: String },
     #[error("the key in {key} does not fit the certificate in {cert}: {source}")]
     Mismatch {
         cert: PathBuf,
@@ -71,22 +64,40 @@ pub fn certified_key(
 ) -> Result<CertifiedKey, TlsError> {
     let chain = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| TlsError::BadCertificate {
+        .map_err(|err| TlsError::BadCertificate {
             path: cert_path.to_path_buf(),
-            source,
+            problem: pem_problem(&err),
         })?;
     if chain.is_empty() {
         return Err(TlsError::NoCertificate(cert_path.to_path_buf()));
     }
-    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|source| TlsError::BadKey {
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|err| TlsError::BadKey {
         path: key_path.to_path_buf(),
-        source,
+        problem: pem_problem(&err),
     })?;
     CertifiedKey::from_der(chain, key, &provider()).map_err(|source| TlsError::Mismatch {
         cert: cert_path.to_path_buf(),
         key: key_path.to_path_buf(),
         source,
     })
+}
+
+/// A PEM error as the user can act on it, its markers as text.
+fn pem_problem(err: &pem::Error) -> String {
+    match err {
+        pem::Error::MissingSectionEnd { end_marker } => format!(
+            "a section has no end line \"-----END {}-----\"; the file is cut short or not PEM",
+            String::from_utf8_lossy(end_marker)
+        ),
+        pem::Error::IllegalSectionStart { line } => format!(
+            "the line {:?} does not start a PEM section (\"-----BEGIN <LABEL>-----\")",
+            String::from_utf8_lossy(line)
+        ),
+        pem::Error::NoItemsFound => {
+            "nothing of that kind in it (a PEM \"-----BEGIN ...-----\" section)".to_string()
+        }
+        other => other.to_string(),
+    }
 }
 
 /// What a reload did.
@@ -304,5 +315,23 @@ mod tests {
             certified_key(one.cert_pem.as_bytes(), b"nope", path, path),
             Err(TlsError::BadKey { .. })
         ));
+    }
+
+    #[test]
+    fn pem_errors_name_the_markers_as_text() {
+        let authority = Authority::new("test CA").expect("CA");
+        let leaf = authority.issue(&["localhost"]).expect("leaf");
+        let path = Path::new("tls.crt");
+        let cut = leaf.cert_pem.replace("-----END CERTIFICATE-----", "");
+        let err = certified_key(cut.as_bytes(), leaf.key_pem.as_bytes(), path, path)
+            .err()
+            .map(|err| format!("{:#}", anyhow::Error::from(err)));
+        assert_eq!(
+            err.as_deref(),
+            Some(
+                "invalid PEM certificate in tls.crt: a section has no end line \
+                 \"-----END CERTIFICATE-----\"; the file is cut short or not PEM"
+            )
+        );
     }
 }
