@@ -13,3 +13,4 @@ pub mod review;
 pub mod selfsigned;
 pub mod serve;
 pub mod tls;
+pub mod unreadable;

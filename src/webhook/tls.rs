@@ -18,6 +18,8 @@ use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use thiserror::Error;
 
+use crate::webhook::unreadable::ReadFailure;
+
 #[derive(Debug, Error)]
 pub enum TlsError {
     #[error("cannot read {path}: {source}")]
@@ -103,9 +105,11 @@ fn pem_problem(err: &pem::Error) -> String {
 /// What a reload did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reloaded {
-    /// The files are as last seen.
+    /// The files are as last seen (or as unreadable as last reported).
     Unchanged,
-    /// A new pair is serving.
+    /// The files can be read again after failing, and are as last seen.
+    Restored,
+    /// New contents are in use.
     Replaced,
 }
 
@@ -116,6 +120,7 @@ pub struct CertStore {
     current: ArcSwap<CertifiedKey>,
     /// The file contents last tried, so an unchanged or known-bad pair is not parsed again.
     last_seen: Mutex<(Vec<u8>, Vec<u8>)>,
+    read_failure: ReadFailure,
     expiry: Mutex<Option<i64>>,
 }
 
@@ -139,18 +144,28 @@ impl CertStore {
             key_path: key_path.to_path_buf(),
             current: ArcSwap::from_pointee(key),
             last_seen: Mutex::new((cert_pem, key_pem)),
+            read_failure: ReadFailure::default(),
             expiry: Mutex::new(expiry),
         })
     }
 
     /// Re-reads the files; swaps in the new pair only when it is valid. On error the running pair
-    /// stays, and the same bad contents are not reported twice.
+    /// stays, and the same bad contents, like the same read error, are not reported twice.
     pub fn reload(&self) -> Result<Reloaded, TlsError> {
-        let (cert_pem, key_pem) = read_pair(&self.cert_path, &self.key_path)?;
+        let (cert_pem, key_pem) = match read_pair(&self.cert_path, &self.key_path) {
+            Ok(pair) => pair,
+            Err(err) if self.read_failure.failed(&err.to_string()) => return Err(err),
+            Err(_) => return Ok(Reloaded::Unchanged),
+        };
+        let restored = self.read_failure.succeeded();
         {
             let mut last = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
             if last.0 == cert_pem && last.1 == key_pem {
-                return Ok(Reloaded::Unchanged);
+                return Ok(if restored {
+                    Reloaded::Restored
+                } else {
+                    Reloaded::Unchanged
+                });
             }
             *last = (cert_pem.clone(), key_pem.clone());
         }
