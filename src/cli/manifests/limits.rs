@@ -6,8 +6,8 @@
 //! (`MaxRequestBodyBytes: 3 * 1024 * 1024` in k8s.io/apiserver/pkg/server/config.go, twice etcd's
 //! default `--max-request-bytes` of 1.5 MiB), so one object is at most a few MiB; a `List` is not
 //! an object but a file of them, which kubectl sends one item at a time, so it may hold thousands.
-//! Hence the counts of nodes and events scale with the document's size rather than being flat: a
-//! node takes at least a byte of the input, so a count proportional to the bytes never refuses
+//! Hence the counts of nodes and events scale with the document's size rather than being flat:
+//! text holds at most a few of each per byte, so a count proportional to the bytes never refuses
 //! what is written out, and only alias expansion can exceed it. Expansion has its own, flat bound.
 
 use serde_saphyr::budget::BudgetBreach;
@@ -30,11 +30,14 @@ const MAX_ALIAS_SCALAR_BYTES: usize = 64 * 1024 * 1024;
 /// Parse options for a document of `bytes` bytes.
 pub fn options(bytes: usize) -> Options {
     let mut budget = Budget::default();
-    // Every node and event of the text itself fits (a node is at least one byte, an event at
-    // most two per byte, `[]`), plus what aliases may replay: replayed events count here too.
-    budget.max_nodes = bytes.saturating_add(MAX_ALIAS_EVENTS).saturating_add(1024);
-    budget.max_events = bytes
+    // Every node and event of the text itself fits (the densest YAML, `[:,:,...]`, has 1.5 nodes
+    // and 2 events per byte), plus what aliases may replay: replayed events count here too.
+    budget.max_nodes = bytes
         .saturating_mul(2)
+        .saturating_add(MAX_ALIAS_EVENTS)
+        .saturating_add(1024);
+    budget.max_events = bytes
+        .saturating_mul(3)
         .saturating_add(MAX_ALIAS_EVENTS.saturating_mul(2))
         .saturating_add(1024);
     budget.max_total_scalar_bytes = bytes.saturating_add(MAX_ALIAS_SCALAR_BYTES);
