@@ -219,7 +219,7 @@ async fn oversized_bodies_are_413() {
     review["request"]["object"]["metadata"]["annotations"] =
         serde_json::json!({"big": "x".repeat(20 * 1024)});
     for alpn in [H1, H2] {
-        // An HTTP/1.1 connection whose request body was refused unread is closed by the server, so
+        // An HTTP/1.1 connection whose request body was refused may be closed by the server, so
         // each request gets its own connection.
         let mut client = server.connect(alpn).await;
         let reply = client.post("/mutate", bytes(&review)).await;
@@ -259,6 +259,57 @@ async fn oversized_bodies_are_413() {
     assert!(server.metrics().await.contains(
         r#"pytune_admission_requests_total{mode="enforce",result="too_large",dry_run="unknown"} 4"#
     ));
+    server.stop().await;
+}
+
+/// Sends `body_len` bytes to `/mutate` as a plain HTTP/1.1 client does (Python's http.client, for
+/// one): a declared length, no `Expect: 100-continue`, the whole body written before the answer is
+/// read. Returns the status line, or what went wrong instead.
+async fn plain_http1_post(server: &TestServer, body_len: usize) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tls = tls_connect(server.webhook, &server.connector(H1)).await;
+    let head = format!(
+        "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
+         content-length: {body_len}\r\n\r\n"
+    );
+    let body = vec![b' '; body_len];
+    let sent = tokio::time::timeout(Duration::from_secs(20), async {
+        tls.write_all(head.as_bytes()).await?;
+        tls.write_all(&body).await?;
+        tls.flush().await
+    })
+    .await;
+    match sent {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => return Err(format!("sending the body: {err}")),
+        Err(_) => return Err("sending the body took over 20 s".to_string()),
+    }
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        if let Some(end) = received.windows(2).position(|w| w == b"\r\n") {
+            return Ok(String::from_utf8_lossy(&received[..end]).into_owned());
+        }
+        match tokio::time::timeout(Duration::from_secs(20), tls.read(&mut buffer)).await {
+            Ok(Ok(0)) => return Err(format!("closed after {} bytes", received.len())),
+            Ok(Ok(n)) => received.extend_from_slice(&buffer[..n]),
+            Ok(Err(err)) => return Err(format!("reading: {err} after {} bytes", received.len())),
+            Err(_) => return Err("no answer within 20 s".to_string()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_get_their_413_not_a_reset() {
+    let server = TestServer::start().await;
+    for attempt in 0..20 {
+        let status = plain_http1_post(&server, 8 * 1024 * 1024).await;
+        assert_eq!(
+            status.as_deref(),
+            Ok("HTTP/1.1 413 Payload Too Large"),
+            "attempt {attempt}"
+        );
+    }
     server.stop().await;
 }
 

@@ -2,7 +2,12 @@
 //! kinds, and write mutated documents back. Pure: callers read and write the files.
 
 use serde_json::{Map, Value};
+use serde_saphyr::{DefaultMessageFormatter, MessageFormatter};
 use thiserror::Error;
+
+mod limits;
+
+pub use limits::{MAX_ALIAS_EVENTS, MAX_DEPTH};
 
 /// One YAML document of an input, with its original text so untouched documents pass through
 /// byte for byte.
@@ -21,6 +26,16 @@ pub struct Document {
 pub enum ManifestError {
     #[error("not valid YAML: {0}")]
     Yaml(String),
+    #[error(
+        "nested more than {MAX_DEPTH} levels deep (line {line}); no Kubernetes object nests \
+         so deep: check how the file was generated"
+    )]
+    TooDeep { line: u64 },
+    #[error(
+        "refused as an alias bomb: its aliases (*name) expand past {MAX_ALIAS_EVENTS} nodes \
+         (line {line}); write the repeated values out or alias fewer of them"
+    )]
+    AliasBomb { line: u64 },
     #[error("cannot write YAML: {0}")]
     Render(String),
     #[error("not valid UTF-8 (line {0}); save the file as UTF-8")]
@@ -32,10 +47,11 @@ pub enum ManifestError {
 /// line (`--- {kind: Pod, ...}`, as PyYAML writes with `explicit_start`): what follows the marker
 /// is the document's first line.
 pub fn split_documents(text: &str) -> Vec<Document> {
-    // Each chunk with the 1-based line it starts on.
-    let mut chunks: Vec<(usize, String)> = vec![(1, String::new())];
+    // Each chunk with the 1-based line it starts on, and the columns of that line before it (the
+    // `--- ` of a document that starts on its marker line).
+    let mut chunks: Vec<(usize, usize, String)> = vec![(1, 0, String::new())];
     for (number, line) in (1..).zip(text.split_inclusive('\n')) {
-        let Some((_, current)) = chunks.last_mut() else {
+        let Some((_, _, current)) = chunks.last_mut() else {
             continue;
         };
         if let Some(rest) = separator_rest(line) {
@@ -43,24 +59,24 @@ pub fn split_documents(text: &str) -> Vec<Document> {
                 // `%YAML 1.2` / `%TAG ...` then `---`: the directives belong to this document.
                 current.push_str(line);
             } else if rest.is_empty() {
-                chunks.push((number + 1, String::new()));
+                chunks.push((number + 1, 0, String::new()));
             } else {
-                chunks.push((number, rest.to_string()));
+                chunks.push((number, line.len() - rest.len(), rest.to_string()));
             }
         } else if is_document_end(line) {
             // `...` ends the document; directives for the next one may follow.
             current.push_str(line);
-            chunks.push((number + 1, String::new()));
+            chunks.push((number + 1, 0, String::new()));
         } else {
             current.push_str(line);
         }
     }
     chunks
         .into_iter()
-        .filter(|(_, chunk)| !chunk.trim().is_empty())
+        .filter(|(_, _, chunk)| !chunk.trim().is_empty())
         .enumerate()
-        .map(|(index, (line, text))| {
-            let parsed = parse_document(&text);
+        .map(|(index, (line, shift, text))| {
+            let parsed = parse_document(&text, line, shift);
             Document {
                 index,
                 line,
@@ -110,10 +126,45 @@ fn separator_rest(line: &str) -> Option<&str> {
         .then(|| rest.trim_start_matches([' ', '\t']))
 }
 
-fn parse_document(text: &str) -> Result<Option<Value>, ManifestError> {
-    let value: Value = serde_saphyr::from_str(text)
-        .map_err(|err| ManifestError::Yaml(first_line(&err.to_string())))?;
+/// Parses one document whose text starts on the input's line `line`, after `shift` columns.
+fn parse_document(text: &str, line: usize, shift: usize) -> Result<Option<Value>, ManifestError> {
+    let value: Value = serde_saphyr::from_str_with_options(text, limits::options(text.len()))
+        .map_err(|err| document_error(&err, line, shift))?;
     Ok((!value.is_null()).then_some(value))
+}
+
+/// The parse error, placed in the input rather than in the document.
+fn document_error(err: &serde_saphyr::Error, line: usize, shift: usize) -> ManifestError {
+    let at = err.location().map(|at| {
+        let column = if at.line() == 1 {
+            at.column() + shift as u64
+        } else {
+            at.column()
+        };
+        (at.line() + line as u64 - 1, column)
+    });
+    let line = at.map_or(line as u64, |(line, _)| line);
+    match limits::refusal(err) {
+        Some(limits::Refusal::TooDeep) => return ManifestError::TooDeep { line },
+        Some(limits::Refusal::AliasExpansion) => return ManifestError::AliasBomb { line },
+        None => {}
+    }
+    // The message alone: the default rendering places it in the document and adds a snippet.
+    let mut original = err;
+    while let serde_saphyr::Error::AliasError { error, .. }
+    | serde_saphyr::Error::WithSnippet { error, .. } = original
+    {
+        original = error;
+    }
+    let message = DefaultMessageFormatter.format_message(original);
+    let message: String = first_line(&message)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    ManifestError::Yaml(match at {
+        Some((line, column)) => format!("line {line} column {column}: {message}"),
+        None => message,
+    })
 }
 
 fn first_line(text: &str) -> String {
@@ -274,6 +325,25 @@ mod tests {
         assert_eq!(docs[1].parsed, Ok(None));
         assert!(matches!(docs[2].parsed, Err(ManifestError::Yaml(_))));
         assert_eq!(docs[2].index, 2);
+    }
+
+    #[test]
+    fn errors_give_the_line_of_the_file() {
+        let text = "a: 1\nb: 2\n---\nc: 3\nd: [1\n--- {e: [}\n";
+        let docs = split_documents(text);
+        let messages: Vec<String> = docs
+            .iter()
+            .filter_map(|doc| doc.parsed.clone().err())
+            .map(|err| err.to_string())
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "not valid YAML: line 5 column 4: unclosed bracket '['",
+                // Columns count from the start of the line, `--- ` included.
+                "not valid YAML: line 6 column 9: mismatched bracket '[' closed by '}'",
+            ]
+        );
     }
 
     #[test]

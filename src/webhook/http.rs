@@ -18,6 +18,7 @@ use axum_server::accept::NoDelayAcceptor;
 use axum_server::tls_rustls::RustlsConfig;
 
 use crate::core::engine::{Context, Mode};
+use crate::webhook::body;
 use crate::webhook::env_from::{self, EnvFromResolver};
 use crate::webhook::metrics::{Metrics, mode_name};
 use crate::webhook::reload::PolicyStore;
@@ -89,18 +90,20 @@ async fn handle(state: &AppState, mode: Mode, request: Request) -> Response {
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|text| text.parse::<u64>().ok());
+    let mut incoming = request.into_body();
     if declared.is_some_and(|length| length > state.max_body_bytes as u64) {
+        body::drain_refused(incoming, declared);
         return too_large(state, mode);
     }
-    let body = match tokio::time::timeout(
-        deadline,
-        axum::body::to_bytes(request.into_body(), state.max_body_bytes),
-    )
-    .await
+    let body = match tokio::time::timeout(deadline, body::read(&mut incoming, state.max_body_bytes))
+        .await
     {
-        Ok(Ok(body)) => body,
-        Ok(Err(err)) if is_length_limit(&err) => return too_large(state, mode),
-        Ok(Err(err)) => {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(body::ReadError::TooLarge)) => {
+            body::drain_refused(incoming, declared);
+            return too_large(state, mode);
+        }
+        Ok(Err(body::ReadError::Failed(err))) => {
             return rejected(
                 state,
                 mode,
@@ -243,17 +246,6 @@ fn internal_error() -> Response {
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal error".to_string(),
     )
-}
-
-fn is_length_limit(err: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(error) = source {
-        if error.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = error.source();
-    }
-    false
 }
 
 fn too_large(state: &AppState, mode: Mode) -> Response {

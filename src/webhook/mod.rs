@@ -2,6 +2,7 @@
 //! metrics and the cluster facts the engine is given. The decisions are the core's.
 
 pub mod admin;
+pub mod body;
 pub mod discovery;
 pub mod env_from;
 pub mod http;
@@ -12,3 +13,4 @@ pub mod review;
 pub mod selfsigned;
 pub mod serve;
 pub mod tls;
+pub mod unreadable;

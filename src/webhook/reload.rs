@@ -13,12 +13,14 @@ use arc_swap::ArcSwap;
 use crate::core::policy::Policy;
 use crate::webhook::metrics::{Metrics, ReloadKind};
 use crate::webhook::tls::{CertStore, Reloaded};
+use crate::webhook::unreadable::ReadFailure;
 
 /// The policy in use: the embedded default, or a file re-read on change.
 pub struct PolicyStore {
     path: Option<PathBuf>,
     current: ArcSwap<Policy>,
     last_seen: Mutex<Vec<u8>>,
+    read_failure: ReadFailure,
 }
 
 impl PolicyStore {
@@ -28,6 +30,7 @@ impl PolicyStore {
             path: None,
             current: ArcSwap::from_pointee(Policy::embedded()),
             last_seen: Mutex::new(Vec::new()),
+            read_failure: ReadFailure::default(),
         }
     }
 
@@ -41,6 +44,7 @@ impl PolicyStore {
             path: Some(path.to_path_buf()),
             current: ArcSwap::from_pointee(policy),
             last_seen: Mutex::new(bytes),
+            read_failure: ReadFailure::default(),
         })
     }
 
@@ -48,25 +52,40 @@ impl PolicyStore {
         self.current.load_full()
     }
 
-    /// Re-reads the file. `Ok(true)` when a new policy is in use; an invalid file leaves the
-    /// running policy in place, and the same invalid contents are reported once.
-    pub fn reload(&self) -> Result<bool> {
+    /// Re-reads the file and says what changed. An invalid file leaves the running policy in
+    /// place; the same invalid contents, like the same read error, are reported once.
+    pub fn reload(&self) -> Result<Reloaded> {
         let Some(path) = &self.path else {
-            return Ok(false);
+            return Ok(Reloaded::Unchanged);
         };
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("cannot read policy file {}", path.display()))?;
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                let err = anyhow::Error::new(err)
+                    .context(format!("cannot read policy file {}", path.display()));
+                return if self.read_failure.failed(&format!("{err:#}")) {
+                    Err(err)
+                } else {
+                    Ok(Reloaded::Unchanged)
+                };
+            }
+        };
+        let restored = self.read_failure.succeeded();
         {
             let mut last = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
             if *last == bytes {
-                return Ok(false);
+                return Ok(if restored {
+                    Reloaded::Restored
+                } else {
+                    Reloaded::Unchanged
+                });
             }
             last.clone_from(&bytes);
         }
         let policy =
             parse(&bytes).with_context(|| format!("invalid policy file {}", path.display()))?;
         self.current.store(Arc::new(policy));
-        Ok(true)
+        Ok(Reloaded::Replaced)
     }
 }
 
@@ -79,6 +98,9 @@ fn parse(bytes: &[u8]) -> Result<Policy> {
 pub fn reload_once(tls: &CertStore, policy: &PolicyStore, metrics: &Metrics) {
     match tls.reload() {
         Ok(Reloaded::Unchanged) => {}
+        Ok(Reloaded::Restored) => {
+            tracing::info!(kind = "tls", "certificate files readable again, unchanged");
+        }
         Ok(Reloaded::Replaced) => {
             metrics.reload(ReloadKind::Tls, true);
             if let Some(expiry) = tls.expiry() {
@@ -96,8 +118,11 @@ pub fn reload_once(tls: &CertStore, policy: &PolicyStore, metrics: &Metrics) {
         }
     }
     match policy.reload() {
-        Ok(false) => {}
-        Ok(true) => {
+        Ok(Reloaded::Unchanged) => {}
+        Ok(Reloaded::Restored) => {
+            tracing::info!(kind = "policy", "policy file readable again, unchanged");
+        }
+        Ok(Reloaded::Replaced) => {
             metrics.reload(ReloadKind::Policy, true);
             tracing::info!(kind = "policy", revision = %policy.current().revision, "policy reloaded");
         }
@@ -147,19 +172,66 @@ mod tests {
         std::fs::write(&path, "selector: { label: example.com/python }\n").expect("write");
         let store = PolicyStore::load(&path).expect("valid policy");
         assert_eq!(store.current().selector.label, "example.com/python");
-        assert!(!store.reload().expect("unchanged"));
+        assert_eq!(store.reload().ok(), Some(Reloaded::Unchanged));
 
         std::fs::write(&path, "selector: { label: '' }\n").expect("write");
         assert!(store.reload().is_err());
         assert_eq!(store.current().selector.label, "example.com/python");
-        assert!(
-            !store
-                .reload()
-                .expect("same bad contents are not parsed again")
+        assert_eq!(
+            store.reload().ok(),
+            Some(Reloaded::Unchanged),
+            "same bad contents are not parsed again"
         );
 
         std::fs::write(&path, "selector: { label: example.org/py }\n").expect("write");
-        assert!(store.reload().expect("new policy"));
+        assert_eq!(store.reload().ok(), Some(Reloaded::Replaced));
         assert_eq!(store.current().selector.label, "example.org/py");
+    }
+
+    /// How many reloads of `kind` failed, by the metrics.
+    fn failures(metrics: &Metrics, kind: &str) -> usize {
+        let line = format!("pytune_reloads_total{{kind=\"{kind}\",result=\"error\"}} ");
+        metrics
+            .render()
+            .lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .and_then(|count| count.parse().ok())
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn missing_files_are_reported_once_until_they_come_back() {
+        crate::webhook::tls::install_provider();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let authority = crate::webhook::selfsigned::Authority::new("test CA").expect("CA");
+        let leaf = authority.issue(&["localhost"]).expect("leaf");
+        let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+        std::fs::write(&cert, &leaf.cert_pem).expect("write");
+        std::fs::write(&key, &leaf.key_pem).expect("write");
+        let policy_path = dir.path().join("policy.yaml");
+        std::fs::write(&policy_path, "selector: { label: example.com/python }\n").expect("write");
+        let tls = CertStore::load(&cert, &key).expect("pair");
+        let policy = PolicyStore::load(&policy_path).expect("policy");
+        let metrics = Metrics::new();
+
+        std::fs::remove_file(&policy_path).expect("remove");
+        std::fs::remove_file(&key).expect("remove");
+        for _ in 0..3 {
+            reload_once(&tls, &policy, &metrics);
+        }
+        assert_eq!(failures(&metrics, "policy"), 1);
+        assert_eq!(failures(&metrics, "tls"), 1);
+        assert_eq!(policy.reload().ok(), Some(Reloaded::Unchanged));
+
+        // Back as they were: said once, then quiet; gone again: reported again.
+        std::fs::write(&policy_path, "selector: { label: example.com/python }\n").expect("write");
+        std::fs::write(&key, &leaf.key_pem).expect("write");
+        assert_eq!(policy.reload().ok(), Some(Reloaded::Restored));
+        assert_eq!(tls.reload().ok(), Some(Reloaded::Restored));
+        assert_eq!(policy.reload().ok(), Some(Reloaded::Unchanged));
+        std::fs::remove_file(&policy_path).expect("remove");
+        reload_once(&tls, &policy, &metrics);
+        assert_eq!(failures(&metrics, "policy"), 2);
+        assert_eq!(failures(&metrics, "tls"), 1);
     }
 }

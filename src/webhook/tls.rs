@@ -14,9 +14,11 @@ use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, version};
-use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use thiserror::Error;
+
+use crate::webhook::unreadable::ReadFailure;
 
 #[derive(Debug, Error)]
 pub enum TlsError {
@@ -28,18 +30,11 @@ pub enum TlsError {
     },
     #[error("no PEM certificate in {0}")]
     NoCertificate(PathBuf),
-    #[error("invalid PEM certificate in {path}: {source}")]
-    BadCertificate {
-        path: PathBuf,
-        #[source]
-        source: rustls_pki_types::pem::Error,
-    },
-    #[error("no usable PEM private key in {path}: {source}")]
-    BadKey {
-        path: PathBuf,
-        #[source]
-        source: rustls_pki_types::pem::Error,
-    },
+    // The PEM error goes in as text: its own message prints the markers as lists of bytes.
+    #[error("invalid PEM certificate in {path}: {problem}")]
+    BadCertificate { path: PathBuf, problem: String },
+    #[error("no usable PEM private key in {path}: {problem}")]
+    BadKey { path: PathBuf, problem: String },
     #[error("the key in {key} does not fit the certificate in {cert}: {source}")]
     Mismatch {
         cert: PathBuf,
@@ -71,16 +66,16 @@ pub fn certified_key(
 ) -> Result<CertifiedKey, TlsError> {
     let chain = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| TlsError::BadCertificate {
+        .map_err(|err| TlsError::BadCertificate {
             path: cert_path.to_path_buf(),
-            source,
+            problem: pem_problem(&err),
         })?;
     if chain.is_empty() {
         return Err(TlsError::NoCertificate(cert_path.to_path_buf()));
     }
-    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|source| TlsError::BadKey {
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|err| TlsError::BadKey {
         path: key_path.to_path_buf(),
-        source,
+        problem: pem_problem(&err),
     })?;
     CertifiedKey::from_der(chain, key, &provider()).map_err(|source| TlsError::Mismatch {
         cert: cert_path.to_path_buf(),
@@ -89,12 +84,32 @@ pub fn certified_key(
     })
 }
 
+/// A PEM error as the user can act on it, its markers as text.
+fn pem_problem(err: &pem::Error) -> String {
+    match err {
+        pem::Error::MissingSectionEnd { end_marker } => format!(
+            "a section has no end line \"-----END {}-----\"; the file is cut short or not PEM",
+            String::from_utf8_lossy(end_marker)
+        ),
+        pem::Error::IllegalSectionStart { line } => format!(
+            "the line {:?} does not start a PEM section (\"-----BEGIN <LABEL>-----\")",
+            String::from_utf8_lossy(line)
+        ),
+        pem::Error::NoItemsFound => {
+            "nothing of that kind in it (a PEM \"-----BEGIN ...-----\" section)".to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
 /// What a reload did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reloaded {
-    /// The files are as last seen.
+    /// The files are as last seen (or as unreadable as last reported).
     Unchanged,
-    /// A new pair is serving.
+    /// The files can be read again after failing, and are as last seen.
+    Restored,
+    /// New contents are in use.
     Replaced,
 }
 
@@ -105,6 +120,7 @@ pub struct CertStore {
     current: ArcSwap<CertifiedKey>,
     /// The file contents last tried, so an unchanged or known-bad pair is not parsed again.
     last_seen: Mutex<(Vec<u8>, Vec<u8>)>,
+    read_failure: ReadFailure,
     expiry: Mutex<Option<i64>>,
 }
 
@@ -128,18 +144,28 @@ impl CertStore {
             key_path: key_path.to_path_buf(),
             current: ArcSwap::from_pointee(key),
             last_seen: Mutex::new((cert_pem, key_pem)),
+            read_failure: ReadFailure::default(),
             expiry: Mutex::new(expiry),
         })
     }
 
     /// Re-reads the files; swaps in the new pair only when it is valid. On error the running pair
-    /// stays, and the same bad contents are not reported twice.
+    /// stays, and the same bad contents, like the same read error, are not reported twice.
     pub fn reload(&self) -> Result<Reloaded, TlsError> {
-        let (cert_pem, key_pem) = read_pair(&self.cert_path, &self.key_path)?;
+        let (cert_pem, key_pem) = match read_pair(&self.cert_path, &self.key_path) {
+            Ok(pair) => pair,
+            Err(err) if self.read_failure.failed(&err.to_string()) => return Err(err),
+            Err(_) => return Ok(Reloaded::Unchanged),
+        };
+        let restored = self.read_failure.succeeded();
         {
             let mut last = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
             if last.0 == cert_pem && last.1 == key_pem {
-                return Ok(Reloaded::Unchanged);
+                return Ok(if restored {
+                    Reloaded::Restored
+                } else {
+                    Reloaded::Unchanged
+                });
             }
             *last = (cert_pem.clone(), key_pem.clone());
         }
@@ -304,5 +330,23 @@ mod tests {
             certified_key(one.cert_pem.as_bytes(), b"nope", path, path),
             Err(TlsError::BadKey { .. })
         ));
+    }
+
+    #[test]
+    fn pem_errors_name_the_markers_as_text() {
+        let authority = Authority::new("test CA").expect("CA");
+        let leaf = authority.issue(&["localhost"]).expect("leaf");
+        let path = Path::new("tls.crt");
+        let cut = leaf.cert_pem.replace("-----END CERTIFICATE-----", "");
+        let err = certified_key(cut.as_bytes(), leaf.key_pem.as_bytes(), path, path)
+            .err()
+            .map(|err| format!("{:#}", anyhow::Error::from(err)));
+        assert_eq!(
+            err.as_deref(),
+            Some(
+                "invalid PEM certificate in tls.crt: a section has no end line \
+                 \"-----END CERTIFICATE-----\"; the file is cut short or not PEM"
+            )
+        );
     }
 }

@@ -80,6 +80,7 @@ pub fn read(pod: &Pod, warnings: &mut Vec<Warning>) -> Directives {
     }
 
     if let Some(skip) = get(annotations::SKIP) {
+        let mut unknown = Vec::new();
         for item in list(skip) {
             let item_lower = item.to_ascii_lowercase();
             if item_lower == "all" {
@@ -90,11 +91,19 @@ pub fn read(pod: &Pod, warnings: &mut Vec<Warning>) -> Directives {
             {
                 directives.skip.insert(feature);
             } else {
-                warnings.push(Warning::pod(format!(
-                    "{} item {item:?} unknown (resources, probes, lifecycle, env)",
-                    annotations::SKIP
-                )));
+                unknown.push(format!("{item:?}"));
             }
+        }
+        if !unknown.is_empty() {
+            // An item that names no feature may mean any of them: skipping everything is the safe
+            // side, as for an unreadable pytune.io/mode.
+            directives.skip.extend(Feature::SKIPPABLE);
+            warnings.push(Warning::pod(format!(
+                "{} has unknown feature {} (known: resources, probes, lifecycle, env, all); \
+                 every feature skipped for this Pod: fix the annotation",
+                annotations::SKIP,
+                unknown.join(", ")
+            )));
         }
     }
 
@@ -223,18 +232,35 @@ mod tests {
     }
 
     #[test]
-    fn skip_reads_features_and_warns_on_unknown_items() {
+    fn skip_reads_features() {
         let mut warnings = Vec::new();
         let directives = read(
-            &pod_with(&[(annotations::SKIP, "probes, Env,bogus")]),
+            &pod_with(&[(annotations::SKIP, "probes, Env,")]),
             &mut warnings,
         );
         assert_eq!(
             directives.skip,
             BTreeSet::from([Feature::Probes, Feature::Env])
         );
-        assert_eq!(warnings.len(), 1);
-        assert!(warnings[0].message.contains("bogus"));
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn an_unreadable_skip_skips_every_feature_and_says_so() {
+        for value in ["everything", "probes,bogus"] {
+            let mut warnings = Vec::new();
+            let directives = read(&pod_with(&[(annotations::SKIP, value)]), &mut warnings);
+            assert_eq!(
+                directives.skip,
+                BTreeSet::from(Feature::SKIPPABLE),
+                "{value}"
+            );
+            assert_eq!(warnings.len(), 1, "{value}");
+            let message = &warnings[0].message;
+            let unknown = value.rsplit(',').next().unwrap_or(value);
+            assert!(message.contains(&format!("{unknown:?}")), "{message}");
+            assert!(message.contains("every feature skipped"), "{message}");
+        }
     }
 
     #[test]

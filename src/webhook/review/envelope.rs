@@ -118,9 +118,14 @@ fn diagnose(body: &[u8], err: Option<serde_json::Error>) -> Result<Review, BadRe
         .get("request")
         .filter(|request| request.is_object())
         .ok_or(BadReview::MissingRequest)?;
-    let uid = match text(request.get("uid")) {
-        Some(uid) if !uid.is_empty() => uid,
-        _ => return Err(BadReview::MissingUid),
+    let uid = match request.get("uid") {
+        Some(Value::String(uid)) if !uid.is_empty() => uid.clone(),
+        None | Some(Value::Null | Value::String(_)) => return Err(BadReview::MissingUid),
+        Some(other) => {
+            return Err(BadReview::UidNotString {
+                found: json_type(other),
+            });
+        }
     };
     // When only the object is at fault, the request still says whether the object is pytune's.
     let mut request = request.clone();
@@ -139,4 +144,16 @@ fn diagnose(body: &[u8], err: Option<serde_json::Error>) -> Result<Review, BadRe
         uid,
         reason: format!("the AdmissionReview request does not fit admission.k8s.io/v1: {err}"),
     })
+}
+
+/// How a JSON value's type is named in messages.
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }

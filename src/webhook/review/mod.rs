@@ -45,6 +45,8 @@ pub enum BadReview {
     MissingRequest,
     #[error("the AdmissionReview request has no uid")]
     MissingUid,
+    #[error("the AdmissionReview request's uid must be a string, not {found}")]
+    UidNotString { found: &'static str },
 }
 
 /// How a review ended, as the `result` label of metrics and logs.

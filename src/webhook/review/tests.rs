@@ -186,6 +186,14 @@ fn bodies_that_are_not_reviews_are_rejected() {
         bad(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":""}}"#),
         Some(BadReview::MissingUid)
     ));
+    let numeric = bad(
+        br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":42}}"#,
+    )
+    .map(|err| err.to_string());
+    assert_eq!(
+        numeric.as_deref(),
+        Some("the AdmissionReview request's uid must be a string, not a number")
+    );
 }
 
 #[test]
