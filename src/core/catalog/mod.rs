@@ -217,6 +217,10 @@ pub struct Concurrency {
     pub processes_per_worker: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_processes: Option<u32>,
+    /// The fewest the project supports or recommends (authentik: "a value below 2 workers is
+    /// not recommended"): pytune never sets the count below it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -404,6 +408,21 @@ fn validate_entry(family: &Family, entry: &Entry) -> Result<(), CatalogError> {
             return Err(invalid(
                 &place,
                 format!("pythonVersion {version:?} is not like \"3.12\""),
+            ));
+        }
+    }
+    if let Some(concurrency) = &entry.concurrency
+        && let Some(minimum) = concurrency.minimum
+    {
+        if minimum == 0 {
+            return Err(invalid(&place, "concurrency.minimum must be at least 1"));
+        }
+        if let Some(CountDefault::Number(default)) = concurrency.default
+            && default < minimum
+        {
+            return Err(invalid(
+                &place,
+                format!("concurrency.default {default} is below concurrency.minimum {minimum}"),
             ));
         }
     }

@@ -154,6 +154,14 @@ impl Launch {
             .unwrap_or(0)
     }
 
+    /// The fewest workers the launch path should run: the entry's `minimum`, else 1.
+    pub fn minimum_count(&self) -> u32 {
+        self.concurrency()
+            .and_then(|c| c.minimum)
+            .unwrap_or(1)
+            .max(1)
+    }
+
     /// Resident memory of one process, when the entry states one: `(text, bytes)`.
     pub fn memory_per_process(&self) -> Option<(String, u64)> {
         let text = self.entry.as_ref()?.memory_per_process.as_ref()?;

@@ -205,14 +205,19 @@ pub fn plan(
                                 per_process.0
                             ),
                         ),
-                        // pytune sets the count and fits it below; the limit must hold one worker
-                        // and the processes that run besides it.
+                        // pytune sets the count and fits it below; the limit must hold the fewest
+                        // workers the app runs with and the processes that run besides them.
                         _ => {
                             let base = target.launch.base_processes();
+                            let fewest = target.launch.minimum_count();
+                            let workers = match fewest {
+                                1 => "one worker".to_string(),
+                                n => format!("{n} workers (its minimum)"),
+                            };
                             (
-                                1 + base,
+                                fewest.saturating_add(base),
                                 format!(
-                                    "covers one worker and {base} more process(es) × {}",
+                                    "covers {workers} and {base} more process(es) × {}",
                                     per_process.0
                                 ),
                             )

@@ -245,18 +245,27 @@ pub fn plan(
         return WorkerPlan::NotSized("no CPU request or limit to size workers from".to_string());
     };
     let cpus = quantity::whole_cpus(millis);
-    let (formula, kind) = if knob == "WEB_CONCURRENCY" {
-        let (server, class) = formula_server(target);
-        formula(policy, server, class)
-    } else {
-        (
-            Formula {
+    // gunicorn's and uvicorn's workers are sized alike whichever variable carries the count (an
+    // application's own, like REDASH_WEB_WORKERS, feeds gunicorn's -w).
+    let (server, class) = formula_server(target);
+    let (formula, kind) =
+        if knob == "WEB_CONCURRENCY" || matches!(server, Server::Gunicorn | Server::Uvicorn) {
+            let (formula, server_kind) = formula(policy, server, class);
+            let kind = match target.launch.name() {
+                Some(name) if knob != "WEB_CONCURRENCY" => format!("{name} ({server_kind})"),
+                _ => server_kind.to_string(),
+            };
+            (formula, kind)
+        } else {
+            let one_per_cpu = Formula {
                 per_cpu: 1,
                 plus: 0,
-            },
-            target.launch.name().unwrap_or("processes"),
-        )
-    };
+            };
+            (
+                one_per_cpu,
+                target.launch.name().unwrap_or("processes").to_string(),
+            )
+        };
     let by_cpu = formula.workers(cpus);
     let mut reason = format!(
         "{kind}: {}×{cpus}+{} = {by_cpu} ({})",
@@ -278,6 +287,25 @@ pub fn plan(
                 quantity::format_bytes(limit)
             ));
         }
+    }
+    let minimum = target.launch.minimum_count();
+    if count < minimum {
+        let name = target.launch.name().unwrap_or("the application");
+        if let Some(limit) = base.memory_limit_bytes {
+            let (per_worker_text, per_worker) = memory_per_process(target, policy, directives);
+            let processes = minimum.saturating_add(target.launch.base_processes());
+            if u64::from(processes).saturating_mul(per_worker) > limit {
+                return WorkerPlan::NotSized(format!(
+                    "the memory limit {} holds fewer than the {minimum} workers {name} needs at \
+                     {per_worker_text} each",
+                    quantity::format_bytes(limit)
+                ));
+            }
+        }
+        count = minimum;
+        reason.push_str(&format!(
+            ", raised to {minimum}: the fewest {name} is meant to run (catalog minimum)"
+        ));
     }
     WorkerPlan::Set {
         knob,
