@@ -23,9 +23,15 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// Ready once the certificate and the policy are loaded and the webhook listens; not ready while
-/// draining.
+/// draining, nor once a background task (the reloads) has stopped.
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    if state.is_ready() {
+    if let Some(why) = state.stopped_task() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+            .into_response()
+    } else if state.is_ready() {
         (StatusCode::OK, "ok\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()

@@ -43,6 +43,8 @@ pub struct AppState {
     pub env_from: Option<EnvFromResolver>,
     /// False until the server serves, and again once it drains.
     pub ready: AtomicBool,
+    /// A background task that stopped while serving, and why: the server is then not ready.
+    stopped_task: std::sync::Mutex<Option<String>>,
 }
 
 impl AppState {
@@ -54,11 +56,23 @@ impl AppState {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             env_from: None,
             ready: AtomicBool::new(false),
+            stopped_task: std::sync::Mutex::new(None),
         }
     }
 
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
+        self.ready.load(Ordering::SeqCst) && self.stopped_task().is_none()
+    }
+
+    /// Why a background task stopped, if one did.
+    pub fn stopped_task(&self) -> Option<String> {
+        self.stopped_task.lock().ok()?.clone()
+    }
+
+    pub fn task_stopped(&self, why: String) {
+        if let Ok(mut stopped) = self.stopped_task.lock() {
+            stopped.get_or_insert(why);
+        }
     }
 
     pub fn set_ready(&self, ready: bool) {

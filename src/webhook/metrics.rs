@@ -31,6 +31,11 @@ struct ChangeLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TaskLabels {
+    task: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
     kind: &'static str,
     result: &'static str,
@@ -73,6 +78,7 @@ pub struct Metrics {
     latency: Family<ModeLabels, Histogram, fn() -> Histogram>,
     changes: Family<ChangeLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
+    task_failures: Family<TaskLabels, Counter>,
     certificate_expiry: Gauge,
 }
 
@@ -111,6 +117,12 @@ impl Metrics {
             "Reloads of the TLS certificate and the policy, by kind and result",
             reloads.clone(),
         );
+        let task_failures = Family::<TaskLabels, Counter>::default();
+        registry.register(
+            "task_failures",
+            "Background tasks of the server that stopped while it served (the server then reports not ready)",
+            task_failures.clone(),
+        );
         let certificate_expiry = Gauge::default();
         registry.register(
             "certificate_expiry_timestamp_seconds",
@@ -123,6 +135,7 @@ impl Metrics {
             latency,
             changes,
             reloads,
+            task_failures,
             certificate_expiry,
         }
     }
@@ -168,6 +181,10 @@ impl Metrics {
                 result: if ok { "success" } else { "error" },
             })
             .inc();
+    }
+
+    pub fn task_failed(&self, task: &'static str) {
+        self.task_failures.get_or_create(&TaskLabels { task }).inc();
     }
 
     pub fn set_certificate_expiry(&self, unix_seconds: i64) {

@@ -12,5 +12,6 @@ pub mod reload;
 pub mod review;
 pub mod selfsigned;
 pub mod serve;
+pub mod tasks;
 pub mod tls;
 pub mod unreadable;

@@ -18,6 +18,7 @@ use crate::webhook::http::{self, AppState, ConnectionLimits, RunningServer};
 use crate::webhook::metrics::Metrics;
 use crate::webhook::reload::{self, PolicyStore};
 use crate::webhook::selfsigned;
+use crate::webhook::tasks;
 use crate::webhook::tls::{self, CertStore};
 
 /// Where the serving certificate comes from.
@@ -87,7 +88,7 @@ pub struct Serving {
     admin_addr: SocketAddr,
     admin: JoinHandle<Result<()>>,
     stop_admin: watch::Sender<bool>,
-    reloader: JoinHandle<()>,
+    reloader: tasks::Watched,
     shutdown_grace: Duration,
     shutdown_delay: Duration,
     /// Set with `--self-signed`: the CA clients should trust.
@@ -168,11 +169,15 @@ pub fn start(options: ServeOptions) -> Result<Serving> {
             let _ = admin_stopped.wait_for(|stopped| *stopped).await;
         },
     ));
-    let reloader = reload::spawn(
-        certs.clone(),
-        policy.clone(),
-        metrics,
-        options.reload_interval,
+    let reloader = tasks::watch(
+        "reload",
+        reload::spawn(
+            certs.clone(),
+            policy.clone(),
+            metrics,
+            options.reload_interval,
+        ),
+        state.clone(),
     );
     let webhook = http::start(webhook_listener, certs, state.clone(), &options.limits)?;
     state.set_ready(true);
