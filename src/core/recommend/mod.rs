@@ -7,6 +7,8 @@
 mod format;
 mod workers;
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -118,13 +120,20 @@ pub struct ContainerRecommendation {
     pub status: Status,
     /// CPU samples of all Pods together.
     pub samples: u64,
-    /// `(Pod, samples)`, by Pod name.
-    pub pods: Vec<(String, u64)>,
+    /// Each Pod's samples, by Pod name.
+    pub pods: Vec<PodSamples>,
     pub observed: Observed,
-    /// The container's resources as they are: `resources.requests.cpu` → `250m`.
-    pub current: Vec<(String, String)>,
+    /// The values the container has now, of the fields recommended or of its resources:
+    /// `resources.requests.cpu` → `250m`, `env.WEB_CONCURRENCY` → `3`.
+    pub current: BTreeMap<String, String>,
     pub recommended: Vec<Recommended>,
     pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct PodSamples {
+    pub pod: String,
+    pub samples: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -169,7 +178,13 @@ fn container(
     ctx: &Context,
     settings: &Settings,
 ) -> ContainerRecommendation {
-    let mut pods: Vec<(String, u64)> = usage.iter().map(|u| (u.pod.clone(), u.samples)).collect();
+    let mut pods: Vec<PodSamples> = usage
+        .iter()
+        .map(|u| PodSamples {
+            pod: u.pod.clone(),
+            samples: u.samples,
+        })
+        .collect();
     pods.sort();
     let samples = usage.iter().map(|u| u.samples).sum();
     let mut out = ContainerRecommendation {
@@ -202,7 +217,32 @@ fn container(
     }
     out.status = Status::Recommended;
     workers::recommend(pod, facts, &aggregate, policy, ctx, settings, &mut out);
+    for field in out.recommended.iter().map(|v| v.field.as_str()) {
+        if let Some(name) = field.strip_prefix("env.")
+            && let Some(value) = env_value(pod, &facts.container, name)
+        {
+            out.current.insert(field.to_string(), value);
+        }
+    }
     out
+}
+
+fn container_json<'p>(pod: &'p Value, container: &str) -> Option<&'p Value> {
+    pod.pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| c["name"].as_str() == Some(container)))
+}
+
+/// The literal value of a container's `env` entry.
+fn env_value(pod: &Value, container: &str, name: &str) -> Option<String> {
+    container_json(pod, container)?
+        .get("env")?
+        .as_array()?
+        .iter()
+        .find(|e| e["name"].as_str() == Some(name))?
+        .get("value")?
+        .as_str()
+        .map(str::to_string)
 }
 
 /// The usage of all Pods of a workload's container, combined.
@@ -271,16 +311,11 @@ fn observed(aggregate: &Aggregate, facts: &engine::ProcessFacts, pod: &Value) ->
 }
 
 /// The container's requests and limits as the Pod has them.
-fn current_resources(pod: &Value, container: &str) -> Vec<(String, String)> {
-    let Some(resources) = pod
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .and_then(|cs| cs.iter().find(|c| c["name"].as_str() == Some(container)))
-        .and_then(|c| c.get("resources"))
-    else {
-        return Vec::new();
+fn current_resources(pod: &Value, container: &str) -> BTreeMap<String, String> {
+    let Some(resources) = container_json(pod, container).and_then(|c| c.get("resources")) else {
+        return BTreeMap::new();
     };
-    let mut out = Vec::new();
+    let mut out = BTreeMap::new();
     for side in ["requests", "limits"] {
         for key in ["cpu", "memory"] {
             if let Some(text) = resources.get(side).and_then(|v| v.get(key)) {
@@ -288,7 +323,7 @@ fn current_resources(pod: &Value, container: &str) -> Vec<(String, String)> {
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
                 };
-                out.push((format!("resources.{side}.{key}"), text));
+                out.insert(format!("resources.{side}.{key}"), text);
             }
         }
     }

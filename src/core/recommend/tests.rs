@@ -165,3 +165,76 @@ fn no_series_is_no_data() {
     assert_eq!(rec.status, Status::NoData);
     assert!(rec.recommended.is_empty());
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::core::quantity;
+
+    fn pod_usage() -> impl Strategy<Value = PodUsage> {
+        (
+            prop_oneof![
+                Just(None),
+                (0.0f64..64.0).prop_map(Some),
+                Just(Some(f64::NAN))
+            ],
+            0u64..5000,
+            prop_oneof![Just(None), (0.0f64..64e9).prop_map(Some), Just(Some(-1.0))],
+            0.0f64..1e6,
+            0.0f64..1e6,
+            any::<bool>(),
+        )
+            .prop_map(|(cpu, samples, memory, periods, throttled, oom)| PodUsage {
+                pod: "p".into(),
+                cpu_cores: cpu,
+                samples,
+                memory_peak_bytes: memory,
+                periods,
+                throttled_periods: throttled,
+                oom_killed: oom,
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Every recommended resource is a valid quantity, requests ≤ limits, the CPU floor holds,
+        /// and sized variables are integers ≥ 1.
+        #[test]
+        fn recommendations_are_valid_quantities(
+            pods in proptest::collection::vec(pod_usage(), 0..4),
+            margin in 0u64..100,
+        ) {
+            let mut settings = settings();
+            settings.memory_margin_percent = margin;
+            let workload = WorkloadUsage {
+                namespace: "shop".into(),
+                workload: "Deployment/web".into(),
+                pod: gunicorn_pod(),
+                usage: vec![("web".into(), pods)],
+            };
+            let rec = recommend(&workload, &Policy::embedded(), &Context::default(), &settings);
+            for c in &rec.containers {
+                let get = |field: &str| c.recommended.iter().find(|v| v.field == field).map(|v| v.value.clone());
+                if let Some(cpu) = get("resources.requests.cpu") {
+                    let millis = quantity::cpu_millis(&cpu).expect("CPU quantity");
+                    prop_assert!(millis >= CPU_FLOOR_MILLIS);
+                }
+                let request = get("resources.requests.memory").map(|m| quantity::memory_bytes(&m).expect("memory quantity"));
+                let limit = get("resources.limits.memory").map(|m| quantity::memory_bytes(&m).expect("memory quantity"));
+                if let (Some(request), Some(limit)) = (request, limit) {
+                    prop_assert!(request <= limit, "{request} > {limit}");
+                }
+                prop_assert_eq!(request.is_some(), limit.is_some());
+                for v in c.recommended.iter().filter(|v| v.field.starts_with("env.")) {
+                    let count: u32 = v.value.parse().expect("integer");
+                    prop_assert!(count >= 1);
+                }
+                if c.status != Status::Recommended {
+                    prop_assert!(c.recommended.is_empty());
+                }
+            }
+        }
+    }
+}

@@ -144,7 +144,7 @@ pub(super) fn recommend(
                 memory_text(fits)
             );
         } else {
-            reason = format!("{reason}; {measured}, room for {workers} workers{besides}");
+            reason = format!("{reason}; {measured}, so {workers} workers{besides} fit");
         }
     }
     if aggregate.oom_killed_pods > 0 {
@@ -229,9 +229,8 @@ fn push(out: &mut ContainerRecommendation, field: &str, value: String, reason: S
 
 fn current_memory_limit(out: &ContainerRecommendation) -> Option<u64> {
     out.current
-        .iter()
-        .find(|(field, _)| field == "resources.limits.memory")
-        .and_then(|(_, text)| crate::core::quantity::memory_bytes(text).ok())
+        .get("resources.limits.memory")
+        .and_then(|text| crate::core::quantity::memory_bytes(text).ok())
 }
 
 fn count_in(changes: &[Change], facts: &ProcessFacts) -> Option<u32> {
