@@ -450,7 +450,7 @@ fn golden(name: &str, actual: &str) {
     let expected = std::fs::read_to_string(&path)
         .unwrap_or_else(|_| panic!("{} missing: run with PYTUNE_BLESS=1", path.display()));
     if expected != actual {
-        let new = path.with_extension("new");
+        let new = path.with_file_name(format!("{name}.new"));
         std::fs::write(&new, actual).expect("write .new");
         panic!(
             "{} differs; the output is in {}",
