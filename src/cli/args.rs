@@ -29,6 +29,9 @@ pub enum Command {
     Catalog(CatalogArgs),
     /// Print the effective policy (the embedded default merged with --policy) and its revision.
     Policy(PolicyArgs),
+    /// Recommend requests, a memory limit, worker counts and thread caps for the Python-labeled
+    /// workloads of a cluster from their usage in Prometheus (read-only).
+    Recommend(RecommendArgs),
     /// Run the admission webhook over HTTPS (POST /mutate enforces, POST /audit reports), with
     /// /livez, /readyz and /metrics on a plain-HTTP admin port.
     Serve(ServeArgs),
@@ -156,6 +159,107 @@ pub struct AuditArgs {
     /// Exit 3 when something would change (0 when nothing would, 1 on errors).
     #[arg(long)]
     pub exit_code: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RecommendFormat {
+    /// A readable table grouped by workload.
+    Text,
+    /// The stable JSON report (docs/recommend.md).
+    Json,
+    /// Per-workload values (YAML) to review and commit.
+    Policy,
+    /// Kustomize patches (strategic merge, multi-document YAML) of each workload's resources.
+    Patch,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RecommendArgs {
+    /// Base URL of a Prometheus-compatible query API (e.g. http://prometheus:9090).
+    #[arg(long, env = "PYTUNE_PROMETHEUS_URL", value_name = "URL")]
+    pub prometheus: String,
+    /// File holding a bearer token for Prometheus (default: $PYTUNE_PROMETHEUS_TOKEN, if set).
+    #[arg(long, env = "PYTUNE_PROMETHEUS_TOKEN_FILE", value_name = "FILE")]
+    pub prometheus_token_file: Option<PathBuf>,
+    /// PEM file of the CA that signed Prometheus's certificate (default: the system's roots).
+    #[arg(long, env = "PYTUNE_PROMETHEUS_CA", value_name = "FILE")]
+    pub prometheus_ca: Option<PathBuf>,
+    /// How long each Prometheus query may take.
+    #[arg(long, default_value = "60s", value_parser = parse_interval)]
+    pub prometheus_timeout: std::time::Duration,
+    /// The usage window, as a Prometheus duration (7d, 2w, 36h).
+    #[arg(long, default_value = "7d", value_parser = parse_window)]
+    pub window: String,
+    /// The end of the window: RFC 3339 or Unix seconds (default: Prometheus's now).
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Fewer CPU samples (5-minute points, all Pods of a workload together) than this: no
+    /// recommendation, only the count. 288 is one day.
+    #[arg(long, default_value_t = 288)]
+    pub min_samples: u64,
+    /// Margin over the memory peak, in percent.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(0..=400))]
+    pub memory_margin: u64,
+    /// The CPU percentile of usage the request covers.
+    #[arg(long, default_value_t = 95, value_parser = clap::value_parser!(u32).range(50..=100))]
+    pub cpu_percentile: u32,
+    /// Namespace to read (repeatable); default: the kubeconfig context's namespace.
+    #[arg(long, short = 'n')]
+    pub namespace: Vec<String>,
+    /// Read every namespace.
+    #[arg(long, short = 'A', conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+    /// Path to a kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Pods per list request.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    pub page_size: u32,
+    /// Policy file merged over the embedded default.
+    #[arg(long, env = "PYTUNE_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Kubernetes version of the cluster (e.g. 1.31).
+    #[arg(long, env = "PYTUNE_KUBERNETES_VERSION", value_parser = parse_version)]
+    pub kubernetes_version: Option<crate::core::engine::KubeVersion>,
+    #[arg(long, short, value_enum, default_value_t = RecommendFormat::Text)]
+    pub output: RecommendFormat,
+}
+
+/// A Prometheus duration of at least an hour: `7d`, `2w`, `36h`, `1d12h`.
+fn parse_window(text: &str) -> Result<String, String> {
+    let bad = || format!("{text:?} is not a window like 7d, 2w or 36h");
+    let mut seconds: u64 = 0;
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 604_800,
+            'y' => 31_536_000,
+            _ => return Err(bad()),
+        };
+        let count: u64 = digits.parse().map_err(|_| bad())?;
+        seconds = seconds.saturating_add(count.saturating_mul(unit));
+        digits.clear();
+    }
+    if !digits.is_empty() || seconds == 0 {
+        return Err(bad());
+    }
+    if seconds < 3600 {
+        return Err(format!(
+            "{text:?} is shorter than an hour: too little to size from"
+        ));
+    }
+    Ok(text.to_string())
 }
 
 fn parse_version(text: &str) -> Result<crate::core::engine::KubeVersion, String> {

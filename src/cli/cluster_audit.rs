@@ -8,7 +8,7 @@ use super::{args, audit, cluster, load_policy, write_stdout};
 use crate::core::engine::Context;
 use anyhow::{Context as _, Result};
 
-async fn kube_client(
+pub(super) async fn kube_client(
     kubeconfig: Option<&Path>,
     context: Option<String>,
 ) -> Result<(kube::Client, String)> {

@@ -22,6 +22,8 @@ pub mod explain;
 pub mod inputs;
 pub mod manifests;
 pub mod mutate;
+mod owners;
+pub mod recommend;
 
 /// Parses the command line, runs the command, and reports any error on stderr.
 pub fn main() -> ExitCode {
@@ -33,6 +35,7 @@ pub fn main() -> ExitCode {
         args::Command::Explain(args) => run_explain(args),
         args::Command::Catalog(args) => run_catalog(args),
         args::Command::Serve(args) => run_serve(args),
+        args::Command::Recommend(args) => recommend::run(args),
     };
     match result {
         Ok(code) => code,

@@ -9,3 +9,4 @@ pub mod engine;
 pub mod policy;
 pub mod profile;
 pub mod quantity;
+pub mod recommend;

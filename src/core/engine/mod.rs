@@ -358,6 +358,72 @@ fn plan_selected(pod: &Pod, policy: &Policy, ctx: &Context) -> Plan {
     }
 }
 
+/// What the engine knows of one target container's processes, for reading usage against them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessFacts {
+    pub container: String,
+    pub profile: WorkloadProfile,
+    /// The count variable the launch path reads (`WEB_CONCURRENCY`, `CELERY_WORKER_CONCURRENCY`…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub knob: Option<String>,
+    /// Processes besides the workers (a gunicorn master).
+    pub base_processes: u32,
+    /// The worker count the container runs with as it is, and where that count comes from; `None`
+    /// when it cannot be known from the Pod.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<(u32, String)>,
+}
+
+/// The process facts of each target container of a selected Pod (empty for any other Pod). Reads
+/// the Pod as it is: the same fan-out and sizing the rules use, without planning changes.
+pub fn process_facts(pod_json: &Value, policy: &Policy, ctx: &Context) -> Vec<ProcessFacts> {
+    if not_selected(pod_json, policy).is_some() {
+        return Vec::new();
+    }
+    let Ok(pod) = decode::from_value(pod_json) else {
+        return Vec::new();
+    };
+    let mut warnings = Vec::new();
+    let directives = directives::read(&pod, &mut warnings);
+    if directives.opt_out.is_some() {
+        return Vec::new();
+    }
+    let mut planner = Planner {
+        policy,
+        ctx,
+        builder: PatchBuilder::new(&pod),
+        changes: Vec::new(),
+        notes: Vec::new(),
+        warnings,
+        apps: Vec::new(),
+    };
+    let targets = targets::select(&pod, &directives, &mut planner);
+    targets
+        .iter()
+        .map(|target| {
+            let sources = env::env_from(target, &planner);
+            let fan_out = sizing::fan_out(target, &directives, policy, &sources);
+            let base = resources::current(&pod, target, &mut planner);
+            let workers = match sizing::plan(target, &base, &directives, policy, &fan_out) {
+                sizing::WorkerPlan::Given { count, source } => Some((count, source)),
+                // Only an annotation pin is a count the container already runs with.
+                sizing::WorkerPlan::Set { count, reason, .. } if directives.workers.is_some() => {
+                    Some((count, reason))
+                }
+                _ => None,
+            };
+            ProcessFacts {
+                container: target.name().to_string(),
+                profile: target.info.profile,
+                knob: target.launch.count_env().map(str::to_string),
+                base_processes: target.launch.base_processes(),
+                workers,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
