@@ -28,6 +28,12 @@ pub mod recommend;
 /// Parses the command line, runs the command, and reports any error on stderr.
 pub fn main() -> ExitCode {
     let cli = args::Cli::parse();
+    // Every command plans with the embedded catalog: one that cannot load would silently
+    // recognise nothing, so say so and stop, as `serve` does at start-up.
+    if let Err(err) = crate::core::catalog::Catalog::load_embedded() {
+        eprintln!("error: the application catalog built into pytune cannot load: {err}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         args::Command::Mutate(args) => run_mutate(args),
         args::Command::Policy(args) => run_policy(args),
