@@ -37,6 +37,18 @@ pub(super) async fn kube_client(
     Ok((client, namespace))
 }
 
+/// The namespaces a cluster command reads: every one (empty) with `-A`, else those given with
+/// `-n`, else the kubeconfig context's.
+pub fn namespaces(all: bool, given: &[String], default_namespace: String) -> Vec<String> {
+    if all {
+        Vec::new()
+    } else if given.is_empty() {
+        vec![default_namespace]
+    } else {
+        given.to_vec()
+    }
+}
+
 pub fn run_cluster_audit(args: args::AuditArgs) -> Result<ExitCode> {
     crate::webhook::tls::install_provider();
     let policy = load_policy(args.policy.as_deref())?;
@@ -57,13 +69,7 @@ pub fn run_cluster_audit(args: args::AuditArgs) -> Result<ExitCode> {
             kubernetes_version,
             ..Context::default()
         };
-        let namespaces = if args.all_namespaces {
-            Vec::new()
-        } else if args.namespace.is_empty() {
-            vec![default_namespace]
-        } else {
-            args.namespace.clone()
-        };
+        let namespaces = namespaces(args.all_namespaces, &args.namespace, default_namespace);
         let options = cluster::ScanOptions {
             namespaces,
             scope: match args.scope {

@@ -200,13 +200,8 @@ pub fn run(args: args::RecommendArgs) -> Result<ExitCode> {
     let report = runtime.block_on(async {
         let (client, default_namespace) =
             cluster_audit::kube_client(args.kubeconfig.as_deref(), args.context.clone()).await?;
-        let namespaces = if args.all_namespaces {
-            Vec::new()
-        } else if args.namespace.is_empty() {
-            vec![default_namespace]
-        } else {
-            args.namespace.clone()
-        };
+        let namespaces =
+            cluster_audit::namespaces(args.all_namespaces, &args.namespace, default_namespace);
         let ctx = Context {
             kubernetes_version: args.kubernetes_version,
             ..Context::default()
