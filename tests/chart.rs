@@ -3,7 +3,10 @@
 //! with kubernetes-validate, the values schema's messages, and the certificates against `pytune serve`.
 //!
 //! Needs helm and kubernetes-validate: `scripts/install-helm` puts them in target/tools/bin, and
-//! `scripts/test` passes them as PYTUNE_HELM and PYTUNE_KUBERNETES_VALIDATE.
+//! `scripts/test` passes them as PYTUNE_HELM and PYTUNE_KUBERNETES_VALIDATE. The dashboard's queries
+//! and the alert rules are checked with promtool (`PYTUNE_PROMTOOL`, else `PATH`; Debian's
+//! `prometheus` package, which `.ci/run` installs): without it those tests fail when `CI=true` and
+//! are skipped with a notice otherwise.
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
@@ -157,6 +160,10 @@ fn combinations() -> Vec<Vec<String>> {
         }
     }
     combos.push(vec!["serviceMonitor.enabled=true".into()]);
+    combos.push(vec![
+        "grafanaDashboard.enabled=true".into(),
+        "prometheusRule.enabled=true".into(),
+    ]);
     combos.push(vec![
         "policy.profiles.web.resources.requests.cpu=500m".into(),
         "policy.sidecars={istio-proxy}".into(),
@@ -811,7 +818,7 @@ fn bad_values_fail_with_the_schema_message() {
 fn rendered_objects_pass_kubernetes_schema_validation() {
     let validate = tool("PYTUNE_KUBERNETES_VALIDATE", "kubernetes-validate");
     // CRD kinds have no schema in kubernetes-validate: checked by the assertions above instead.
-    let crds = ["Certificate", "Issuer", "ServiceMonitor"];
+    let crds = ["Certificate", "Issuer", "ServiceMonitor", "PrometheusRule"];
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
     for (i, combo) in combinations().iter().enumerate() {
@@ -1237,4 +1244,636 @@ fn notes_tell_how_to_opt_in_and_see_what_pytune_did() {
             );
         }
     }
+}
+
+// Dashboards and alert rules (grafanaDashboard, prometheusRule).
+
+/// The metrics the dashboard and the alert rules may read: pytune's own (docs/operations.md,
+/// "Metrics"), cAdvisor's and kube-state-metrics' that `pytune recommend` reads (docs/recommend.md),
+/// kube-state-metrics' Pod labels and owners, the API server's admission webhook counters
+/// (k8s.io/apiserver pkg/admission/metrics) and Prometheus's `up`.
+const KNOWN_METRICS: [&str; 19] = [
+    "pytune_admission_requests_total",
+    "pytune_admission_duration_seconds_bucket",
+    "pytune_changes_total",
+    "pytune_reloads_total",
+    "pytune_task_failures_total",
+    "pytune_certificate_expiry_timestamp_seconds",
+    "container_cpu_usage_seconds_total",
+    "container_memory_working_set_bytes",
+    "container_cpu_cfs_periods_total",
+    "container_cpu_cfs_throttled_periods_total",
+    "kube_pod_container_resource_requests",
+    "kube_pod_container_resource_limits",
+    "kube_pod_container_status_last_terminated_reason",
+    "kube_pod_labels",
+    "kube_pod_owner",
+    "kube_replicaset_owner",
+    "apiserver_admission_webhook_fail_open_count",
+    "apiserver_admission_webhook_rejection_count",
+    "up",
+];
+
+/// Index of the character closing the one at `open` (`{`, `[` or `(`), skipping string literals.
+fn skip_group(chars: &[char], open: usize) -> usize {
+    let close = match chars[open] {
+        '{' => '}',
+        '[' => ']',
+        _ => ')',
+    };
+    let mut i = open + 1;
+    while i < chars.len() && chars[i] != close {
+        if matches!(chars[i], '"' | '\'' | '`') {
+            i = skip_string(chars, i);
+        }
+        i += 1;
+    }
+    i
+}
+
+/// Index of the quote closing the string literal that starts at `start`.
+fn skip_string(chars: &[char], start: usize) -> usize {
+    let quote = chars[start];
+    let mut i = start + 1;
+    while i < chars.len() && chars[i] != quote {
+        if chars[i] == '\\' && quote != '`' {
+            i += 1;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// The metric names a PromQL expression reads: identifiers outside string literals, label
+/// matchers, ranges and label lists that are neither functions, aggregations nor keywords.
+fn promql_metric_names(expr: &str) -> Vec<String> {
+    const LABEL_LISTS: [&str; 6] = [
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ];
+    const KEYWORDS: [&str; 21] = [
+        "and",
+        "or",
+        "unless",
+        "bool",
+        "offset",
+        "inf",
+        "nan",
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "group",
+        "stddev",
+        "stdvar",
+        "count",
+        "count_values",
+        "bottomk",
+        "topk",
+        "quantile",
+        "limitk",
+        "limit_ratio",
+    ];
+    let chars: Vec<char> = expr.chars().collect();
+    let next_non_space = |mut i: usize| {
+        while i < chars.len() && chars[i].is_whitespace() {
+            i += 1;
+        }
+        i
+    };
+    let mut names = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if matches!(c, '"' | '\'' | '`') {
+            i = skip_string(&chars, i) + 1;
+        } else if c == '{' || c == '[' {
+            i = skip_group(&chars, i) + 1;
+        } else if c == '$' || c.is_ascii_digit() {
+            // A Grafana variable or a number.
+            i += 1;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || "_.".contains(chars[i])) {
+                i += 1;
+            }
+        } else if c.is_ascii_alphabetic() || c == '_' || c == ':' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || "_:".contains(chars[i])) {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            let after = next_non_space(i);
+            if LABEL_LISTS.contains(&word.as_str()) {
+                if chars.get(after) == Some(&'(') {
+                    i = skip_group(&chars, after) + 1;
+                }
+            } else if !(KEYWORDS.contains(&word.as_str()) || chars.get(after) == Some(&'(')) {
+                names.push(word);
+            }
+        } else {
+            i += 1;
+        }
+    }
+    names
+}
+
+#[test]
+fn promql_metric_names_skips_functions_labels_and_strings() {
+    let expr = r#"sum by (pod, container) (rate(container_cpu_usage_seconds_total{pod=~"$pod", a="x{2}"}[$__rate_interval])) / on (pod) group_left() max by (pod) (kube_pod_labels) * 1e3 or vector(0) > bool 0.5 unless label_replace(up, "w", "$1", "pod", "(.*)")"#;
+    assert_eq!(
+        promql_metric_names(expr),
+        vec!["container_cpu_usage_seconds_total", "kube_pod_labels", "up"]
+    );
+}
+
+/// The PromQL in a dashboard: every panel target's `expr` and the query inside each query
+/// variable (`label_values(SELECTOR, label)`, `query_result(EXPR)`), with where it is.
+fn dashboard_queries(dashboard: &Value) -> Vec<(String, String)> {
+    let mut queries = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            queries.push((
+                format!("panel {}", panel["title"]),
+                target["expr"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    for var in dashboard["templating"]["list"].as_array().unwrap() {
+        if var["type"] != "query" {
+            continue;
+        }
+        let query = var["query"]["query"].as_str().unwrap();
+        let inner = if let Some(rest) = query.strip_prefix("label_values(") {
+            rest.strip_suffix(')').unwrap().rsplit_once(',').unwrap().0
+        } else {
+            query
+                .strip_prefix("query_result(")
+                .and_then(|rest| rest.strip_suffix(')'))
+                .unwrap_or_else(|| panic!("variable query {query}"))
+        };
+        queries.push((
+            format!("variable {}", var["name"].as_str().unwrap()),
+            inner.to_string(),
+        ));
+    }
+    queries
+}
+
+/// Grafana's variables replaced with values Prometheus accepts.
+fn substitute_variables(expr: &str) -> String {
+    expr.replace("$__rate_interval", "5m")
+        .replace("$window", "7d")
+        .replace("$namespace", "shop")
+        .replace("$workload", "web")
+        .replace("$pod", "web-.*")
+        .replace("$job", "pytune")
+}
+
+fn find_all<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    docs.iter().filter(|doc| doc["kind"] == kind).collect()
+}
+
+fn dashboard_config_maps(docs: &[Value]) -> Vec<&Value> {
+    find_all(docs, "ConfigMap")
+        .into_iter()
+        .filter(|cm| cm["data"].get("pytune.json").is_some())
+        .collect()
+}
+
+fn dashboard_of(docs: &[Value]) -> Value {
+    let maps = dashboard_config_maps(docs);
+    assert_eq!(maps.len(), 1, "one dashboard ConfigMap");
+    serde_json::from_str(maps[0]["data"]["pytune.json"].as_str().unwrap())
+        .expect("the dashboard is JSON")
+}
+
+#[test]
+fn dashboard_and_alert_rules_are_off_by_default() {
+    let docs = render(&[]);
+    assert!(dashboard_config_maps(&docs).is_empty());
+    assert!(!kinds(&docs).contains(&"PrometheusRule".to_string()));
+    assert_eq!(find_all(&docs, "ConfigMap").len(), 1, "the policy only");
+}
+
+#[test]
+fn grafana_dashboard_config_map_carries_the_sidecar_label() {
+    let docs = render(&["grafanaDashboard.enabled=true"]);
+    let maps = dashboard_config_maps(&docs);
+    assert_eq!(maps.len(), 1);
+    let meta = &maps[0]["metadata"];
+    assert_eq!(meta["name"], format!("{RELEASE}-dashboard"));
+    assert_eq!(meta["namespace"], NAMESPACE);
+    assert_eq!(meta["labels"]["grafana_dashboard"], "1");
+    assert!(meta.get("annotations").is_none());
+    // The policy ConfigMap is still the one the Deployment mounts.
+    assert_eq!(find_all(&docs, "ConfigMap").len(), 2);
+
+    let dashboard = dashboard_of(&docs);
+    assert_eq!(dashboard["uid"], "pytune");
+    assert!(dashboard["schemaVersion"].as_i64().unwrap() >= 39);
+    let vars: Vec<&str> = dashboard["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    for var in [
+        "datasource",
+        "job",
+        "namespace",
+        "workload",
+        "pod",
+        "window",
+    ] {
+        assert!(vars.contains(&var), "variable {var} missing from {vars:?}");
+    }
+    let datasource = &dashboard["templating"]["list"][0];
+    assert_eq!(
+        (&datasource["type"], &datasource["query"]),
+        (&json!("datasource"), &json!("prometheus"))
+    );
+
+    // Every panel has a unique id, reads from the variable's data source and queries only
+    // metrics pytune or the documented exporters publish.
+    let mut ids = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        ids.push(panel["id"].as_i64().unwrap());
+        if panel["type"] == "row" {
+            continue;
+        }
+        assert_eq!(panel["datasource"]["uid"], "${datasource}", "{panel}");
+        assert!(
+            panel["description"].as_str().is_some_and(|d| !d.is_empty()),
+            "panel {} has no description",
+            panel["title"]
+        );
+        assert!(!panel["targets"].as_array().unwrap().is_empty());
+    }
+    let count = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "panel ids are unique");
+    let mut seen = std::collections::BTreeSet::new();
+    for (place, expr) in dashboard_queries(&dashboard) {
+        let names = promql_metric_names(&expr);
+        assert!(!names.is_empty(), "{place}: no metric in {expr}");
+        for name in names {
+            assert!(
+                KNOWN_METRICS.contains(&name.as_str()),
+                "{place} reads {name}, which neither pytune nor the documented exporters publish: {expr}"
+            );
+            seen.insert(name);
+        }
+    }
+    for needed in [
+        "pytune_admission_requests_total",
+        "pytune_admission_duration_seconds_bucket",
+        "pytune_changes_total",
+        "pytune_reloads_total",
+        "pytune_task_failures_total",
+        "pytune_certificate_expiry_timestamp_seconds",
+        "container_cpu_usage_seconds_total",
+        "container_memory_working_set_bytes",
+        "container_cpu_cfs_throttled_periods_total",
+        "kube_pod_container_resource_requests",
+        "kube_pod_container_resource_limits",
+        "kube_pod_container_status_last_terminated_reason",
+        "apiserver_admission_webhook_fail_open_count",
+    ] {
+        assert!(seen.contains(needed), "no panel shows {needed}");
+    }
+
+    // Python Pods are those with the selector label, as kube-state-metrics names it.
+    let text = maps[0]["data"]["pytune.json"].as_str().unwrap();
+    assert!(text.contains(r#"kube_pod_labels{label_pytune_io_runtime=\"python\"}"#));
+    let docs = render(&[
+        "grafanaDashboard.enabled=true",
+        "selector.label=example.com/lang",
+        "selector.value=py",
+        "grafanaDashboard.label=dashboards",
+        "grafanaDashboard.labelValue=pytune",
+        "grafanaDashboard.namespace=monitoring",
+        "grafanaDashboard.annotations.grafana_folder=Platform",
+    ]);
+    let map = dashboard_config_maps(&docs)[0];
+    assert_eq!(map["metadata"]["namespace"], "monitoring");
+    assert_eq!(map["metadata"]["labels"]["dashboards"], "pytune");
+    assert!(map["metadata"]["labels"].get("grafana_dashboard").is_none());
+    assert_eq!(
+        map["metadata"]["annotations"],
+        json!({"grafana_folder": "Platform"})
+    );
+    let text = map["data"]["pytune.json"].as_str().unwrap();
+    assert!(!text.contains("label_pytune_io_runtime"), "{text}");
+    assert!(text.contains(r#"label_example_com_lang=\"py\""#));
+    dashboard_of(&docs);
+}
+
+/// promtool: from `PYTUNE_PROMTOOL`, else `PATH`. `None` (skip, with a notice) outside CI; with
+/// `CI=true` its absence fails the test, as in tests/recommend.rs.
+fn promtool(test: &str) -> Option<PathBuf> {
+    let found = match std::env::var_os("PYTUNE_PROMTOOL") {
+        Some(path) => Some(PathBuf::from(path)).filter(|p| p.is_file()),
+        None => std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("promtool"))
+                .find(|p| p.is_file())
+        }),
+    };
+    match found {
+        Some(path) => Some(path),
+        None if std::env::var("CI").as_deref() == Ok("true") => panic!(
+            "promtool is needed (apt-get install prometheus, as .ci/run does), \
+             or set PYTUNE_PROMTOOL to it"
+        ),
+        None => {
+            println!(
+                "{test}: skipped — promtool not found (apt-get install prometheus, \
+                 or set PYTUNE_PROMTOOL)"
+            );
+            None
+        }
+    }
+}
+
+#[test]
+fn dashboard_queries_are_promql_and_find_python_workloads() {
+    let Some(promtool) = promtool("dashboard_queries_are_promql_and_find_python_workloads") else {
+        return;
+    };
+    let dashboard = dashboard_of(&render(&["grafanaDashboard.enabled=true"]));
+    let queries = dashboard_queries(&dashboard);
+    // Each query as a recording rule: `promtool check rules` parses them (JSON is YAML).
+    let rules: Vec<Value> = queries
+        .iter()
+        .enumerate()
+        .map(|(i, (_, expr))| json!({"record": format!("dashboard:query_{i}"), "expr": substitute_variables(expr)}))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dashboard-queries.yaml");
+    std::fs::write(
+        &file,
+        serde_json::to_vec_pretty(&json!({"groups": [{"name": "dashboard", "rules": rules}]}))
+            .unwrap(),
+    )
+    .unwrap();
+    run_ok(
+        Command::new(&promtool).arg("check").arg("rules").arg(&file),
+        &format!("promtool check rules over the dashboard's queries {queries:#?}"),
+    );
+
+    // The workload and pod variables over kube-state-metrics series: a Deployment's Pods from two
+    // ReplicaSets are one workload, a StatefulSet's and a bare Pod's are theirs; Pods without the
+    // selector label are left out.
+    let var = |name: &str| {
+        let (_, expr) = queries
+            .iter()
+            .find(|(place, _)| place == &format!("variable {name}"))
+            .unwrap();
+        substitute_variables(expr)
+    };
+    let mut series = Vec::new();
+    let owner = |pod: &str, kind: &str, name: &str| {
+        format!(
+            r#"kube_pod_owner{{namespace="shop",pod="{pod}",owner_kind="{kind}",owner_name="{name}",owner_is_controller="true"}}"#
+        )
+    };
+    let rs_owner = |rs: &str, name: &str| {
+        format!(
+            r#"kube_replicaset_owner{{namespace="shop",replicaset="{rs}",owner_kind="Deployment",owner_name="{name}",owner_is_controller="true"}}"#
+        )
+    };
+    series.push(owner("web-1-a", "ReplicaSet", "web-1"));
+    series.push(owner("web-2-b", "ReplicaSet", "web-2"));
+    series.push(rs_owner("web-1", "web"));
+    series.push(rs_owner("web-2", "web"));
+    series.push(owner("db-0", "StatefulSet", "db"));
+    series.push(owner("bare", "<none>", "<none>"));
+    series.push(owner("go-1-a", "ReplicaSet", "go-1"));
+    series.push(rs_owner("go-1", "go"));
+    for pod in ["web-1-a", "web-2-b", "db-0", "bare"] {
+        series.push(format!(
+            r#"kube_pod_labels{{namespace="shop",pod="{pod}",label_pytune_io_runtime="python"}}"#
+        ));
+    }
+    series.push(r#"kube_pod_labels{namespace="shop",pod="go-1-a"}"#.to_string());
+    let test = json!({
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": series.iter().map(|s| json!({"series": s, "values": "1x5"})).collect::<Vec<_>>(),
+            "promql_expr_test": [
+                {"expr": var("workload"), "eval_time": "2m", "exp_samples": [
+                    {"labels": r#"{workload="web"}"#, "value": 1},
+                    {"labels": r#"{workload="db"}"#, "value": 1},
+                    {"labels": r#"{workload="bare"}"#, "value": 1},
+                ]},
+                {"expr": var("pod"), "eval_time": "2m", "exp_samples": [
+                    {"labels": r#"{pod="web-1-a"}"#, "value": 1},
+                    {"labels": r#"{pod="web-2-b"}"#, "value": 1},
+                ]},
+            ],
+        }],
+    });
+    let file = dir.path().join("variables.test.yaml");
+    std::fs::write(&file, serde_json::to_vec_pretty(&test).unwrap()).unwrap();
+    run_ok(
+        Command::new(&promtool).arg("test").arg("rules").arg(&file),
+        "promtool test rules over the dashboard's workload and pod variables",
+    );
+}
+
+/// GitHub's anchors of the headings of a Markdown file.
+fn heading_anchors(markdown: &str) -> Vec<String> {
+    markdown
+        .lines()
+        .filter_map(|line| line.strip_prefix('#'))
+        .map(|heading| {
+            heading
+                .trim_start_matches('#')
+                .trim()
+                .to_lowercase()
+                .chars()
+                .filter_map(|c| match c {
+                    ' ' => Some('-'),
+                    c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn prometheus_rule_alerts_are_documented_and_configurable() {
+    let docs = render(&["prometheusRule.enabled=true"]);
+    let rule = find(&docs, "PrometheusRule");
+    assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(rule["metadata"]["namespace"], NAMESPACE);
+    let rules = rule["spec"]["groups"][0]["rules"].as_array().unwrap();
+    let mut alerts: Vec<&str> = rules.iter().map(|r| r["alert"].as_str().unwrap()).collect();
+    alerts.dedup();
+    assert_eq!(
+        alerts,
+        [
+            "PytuneWebhookErrors",
+            "PytuneWebhookDown",
+            "PytuneWebhookFailingOpen",
+            "PytuneWebhookCallsRejected",
+            "PytuneCertificateExpiring",
+            "PytuneReloadFailing",
+            "PytuneTaskFailed",
+            "PytuneHighLatency",
+        ]
+    );
+    let operations = std::fs::read_to_string(root().join("docs/operations.md")).unwrap();
+    let anchors = heading_anchors(&operations);
+    for r in rules {
+        let expr = r["expr"].as_str().unwrap();
+        for name in promql_metric_names(expr) {
+            assert!(
+                KNOWN_METRICS.contains(&name.as_str()),
+                "{} reads {name}",
+                r["alert"]
+            );
+        }
+        assert!(
+            ["warning", "critical"].contains(&r["labels"]["severity"].as_str().unwrap()),
+            "{r}"
+        );
+        for key in ["summary", "description", "runbook_url"] {
+            assert!(
+                r["annotations"][key]
+                    .as_str()
+                    .is_some_and(|s| !s.is_empty()),
+                "{}: no {key}",
+                r["alert"]
+            );
+        }
+        let url = r["annotations"]["runbook_url"].as_str().unwrap();
+        let (base, anchor) = url.split_once('#').unwrap();
+        assert_eq!(base, "docs/operations.md");
+        assert!(
+            anchors.iter().any(|a| a == anchor),
+            "{url}: no such section in docs/operations.md"
+        );
+        // This release's metrics only (the API server's carry the webhooks' names instead).
+        assert!(
+            expr.contains(r#"job="pytune",namespace="pytune-system""#)
+                || expr.contains(r#"name=~"mutate\\.pytune\\.io|audit\\.pytune\\.io""#),
+            "{expr}"
+        );
+    }
+
+    // Thresholds are numbers: `--set` would pass 0.2 as a string, so a values file sets them.
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("values.yaml");
+    std::fs::write(
+        &values,
+        "prometheusRule:\n  enabled: true\n  labels: { release: prometheus }\n\
+         \x20 additionalLabels: { team: platform }\n  errorRateThreshold: 0.2\n\
+         \x20 certificateWarningDays: 30\n  highLatencySeconds: 1\n\
+         \x20 metricSelector: service=\"pytune\"\n\
+         \x20 runbookBaseUrl: https://docs.example.com/pytune/operations\n\
+         webhook:\n  failurePolicy: Fail\n",
+    )
+    .unwrap();
+    let docs = parse(&helm_template(&["-f", values.to_str().unwrap()]).unwrap());
+    let rule = find(&docs, "PrometheusRule");
+    assert_eq!(rule["metadata"]["labels"]["release"], "prometheus");
+    let rules = rule["spec"]["groups"][0]["rules"].as_array().unwrap();
+    let by_name = |name: &str| rules.iter().find(|r| r["alert"] == name).unwrap();
+    assert!(
+        by_name("PytuneWebhookErrors")["expr"]
+            .as_str()
+            .unwrap()
+            .contains("> 0.2")
+    );
+    assert!(
+        by_name("PytuneCertificateExpiring")["expr"]
+            .as_str()
+            .unwrap()
+            .contains("< 30")
+    );
+    assert!(
+        by_name("PytuneHighLatency")["expr"]
+            .as_str()
+            .unwrap()
+            .contains("> 1")
+    );
+    assert!(
+        by_name("PytuneWebhookDown")["expr"]
+            .as_str()
+            .unwrap()
+            .contains(r#"up{service="pytune"}"#)
+    );
+    assert_eq!(
+        by_name("PytuneWebhookDown")["labels"]["severity"],
+        "critical",
+        "with failurePolicy Fail no Pod is created while pytune is down"
+    );
+    for r in rules {
+        assert_eq!(r["labels"]["team"], "platform");
+        assert!(
+            r["annotations"]["runbook_url"]
+                .as_str()
+                .unwrap()
+                .starts_with("https://docs.example.com/pytune/operations#pytune")
+        );
+    }
+
+    // Thresholds outside what the metrics can show are refused.
+    for (set, field) in [
+        (
+            "prometheusRule.highLatencySeconds=5",
+            "/prometheusRule/highLatencySeconds",
+        ),
+        (
+            "prometheusRule.errorRateThreshold=0",
+            "/prometheusRule/errorRateThreshold",
+        ),
+        ("grafanaDashboard.label=", "/grafanaDashboard/label"),
+    ] {
+        let err = helm_template(&["--set", set]).expect_err(set);
+        assert!(err.contains(field), "{set}: {err}");
+    }
+}
+
+#[test]
+fn prometheus_rule_passes_promtool_check_and_unit_tests() {
+    let Some(promtool) = promtool("prometheus_rule_passes_promtool_check_and_unit_tests") else {
+        return;
+    };
+    let docs = render(&["prometheusRule.enabled=true"]);
+    let spec = &find(&docs, "PrometheusRule")["spec"];
+    let dir = tempfile::tempdir().unwrap();
+    // The spec of a PrometheusRule is a Prometheus rules file (JSON is YAML).
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        serde_json::to_vec_pretty(spec).unwrap(),
+    )
+    .unwrap();
+    run_ok(
+        Command::new(&promtool)
+            .args(["check", "rules", "rules.yaml"])
+            .current_dir(dir.path()),
+        "promtool check rules over the PrometheusRule's spec",
+    );
+    // Input series → expected alerts: review errors, certificate expiry, failing open, a stopped
+    // task, pytune down (tests/fixtures/alerts/pytune-rules.test.yaml).
+    std::fs::copy(
+        root().join("tests/fixtures/alerts/pytune-rules.test.yaml"),
+        dir.path().join("pytune-rules.test.yaml"),
+    )
+    .unwrap();
+    run_ok(
+        Command::new(&promtool)
+            .args(["test", "rules", "pytune-rules.test.yaml"])
+            .current_dir(dir.path()),
+        "promtool test rules tests/fixtures/alerts/pytune-rules.test.yaml",
+    );
 }
