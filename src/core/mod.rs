@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod detect;
 pub mod engine;
+pub mod learned;
 pub mod policy;
 pub mod profile;
 pub mod quantity;

@@ -1,0 +1,207 @@
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::core::profile::WorkloadProfile;
+use crate::core::recommend::{
+    ContainerRecommendation, Observed, Recommended, Status, WorkloadRecommendation,
+};
+
+const DAY: u64 = 86_400;
+
+fn container(name: &str, status: Status, fields: &[(&str, &str)]) -> ContainerRecommendation {
+    ContainerRecommendation {
+        container: name.to_string(),
+        profile: WorkloadProfile::Web,
+        status,
+        samples: 2016,
+        pods: Vec::new(),
+        observed: Observed::default(),
+        current: BTreeMap::new(),
+        recommended: fields
+            .iter()
+            .map(|(field, value)| Recommended {
+                field: field.to_string(),
+                value: value.to_string(),
+                reason: format!("from usage {value}"),
+            })
+            .collect(),
+        notes: Vec::new(),
+    }
+}
+
+fn workload(
+    ns: &str,
+    workload: &str,
+    containers: Vec<ContainerRecommendation>,
+) -> WorkloadRecommendation {
+    WorkloadRecommendation {
+        namespace: ns.to_string(),
+        workload: workload.to_string(),
+        containers,
+    }
+}
+
+fn sample() -> LearnedDocument {
+    from_recommendations(
+        &[
+            workload(
+                "shop",
+                "Deployment/web",
+                vec![
+                    container(
+                        "app",
+                        Status::Recommended,
+                        &[
+                            ("resources.requests.cpu", "180m"),
+                            ("resources.requests.memory", "300Mi"),
+                            ("resources.limits.memory", "600Mi"),
+                            ("env.WEB_CONCURRENCY", "3"),
+                        ],
+                    ),
+                    container("thin", Status::TooFewSamples, &[]),
+                ],
+            ),
+            workload(
+                "shop",
+                "Pod/debug",
+                vec![container(
+                    "app",
+                    Status::Recommended,
+                    &[("resources.requests.cpu", "10m")],
+                )],
+            ),
+            workload(
+                "shop",
+                "CronJob/nightly",
+                vec![container("app", Status::NoData, &[])],
+            ),
+        ],
+        "7d",
+        "2026-11-20T08:00:00Z".to_string(),
+    )
+}
+
+#[test]
+fn only_recommended_resource_values_of_workloads_are_kept() {
+    let document = sample();
+    assert_eq!(document.workloads.len(), 1, "{document:?}");
+    let web = &document.workloads[0];
+    assert_eq!(
+        (web.kind.as_str(), web.name.as_str()),
+        ("Deployment", "web")
+    );
+    assert_eq!(web.containers.len(), 1);
+    let values = &web.containers[0].values;
+    assert_eq!(values.len(), 3, "no env values: {values:?}");
+    assert_eq!(values["resources.requests.cpu"], "180m");
+    assert!(
+        web.containers[0]
+            .reason
+            .contains("requests.cpu from usage 180m")
+    );
+}
+
+#[test]
+fn the_document_parses_back_and_looks_up_fresh_values_only() {
+    let document = sample();
+    let json = document.to_json_bounded(MAX_DOCUMENT_BYTES).json;
+    let parsed = LearnedDocument::parse(&json).unwrap();
+    assert_eq!(parsed, document);
+    let generated = parse_rfc3339("2026-11-20T08:00:00Z").unwrap();
+    let day = i64::try_from(DAY).unwrap();
+    let found = parsed
+        .learned_for(
+            "shop",
+            "Deployment",
+            "web",
+            "app",
+            generated + day,
+            14 * DAY,
+        )
+        .unwrap();
+    assert_eq!(found.cpu_request.as_deref(), Some("180m"));
+    assert_eq!(found.memory_request.as_deref(), Some("300Mi"));
+    assert_eq!(found.memory_limit.as_deref(), Some("600Mi"));
+    assert!(
+        found.provenance.starts_with("learned from usage: ")
+            && found
+                .provenance
+                .ends_with("(7d window, generated 2026-11-20)"),
+        "{}",
+        found.provenance
+    );
+    let stale = generated + 15 * day;
+    assert_eq!(
+        parsed.learned_for("shop", "Deployment", "web", "app", stale, 14 * DAY),
+        None
+    );
+    for (ns, kind, name, c) in [
+        ("other", "Deployment", "web", "app"),
+        ("shop", "StatefulSet", "web", "app"),
+        ("shop", "Deployment", "web", "sidecar"),
+    ] {
+        assert_eq!(
+            parsed.learned_for(ns, kind, name, c, generated, 14 * DAY),
+            None
+        );
+    }
+}
+
+#[test]
+fn invalid_documents_are_refused_with_what_to_fix() {
+    let valid = sample().to_json_bounded(MAX_DOCUMENT_BYTES).json;
+    let cases = [
+        ("not json", "not a learned-defaults document"),
+        (
+            &valid.replace("\"version\":1", "\"version\":2"),
+            "version 2",
+        ),
+        (
+            &valid.replace("2026-11-20T08:00:00Z", "yesterday"),
+            "RFC 3339",
+        ),
+        (
+            &valid.replace("180m", "lots"),
+            "resources.requests.cpu \"lots\"",
+        ),
+        (&valid.replace("300Mi", "0"), "must be above zero"),
+        (
+            &valid.replace("resources.limits.memory", "resources.limits.cpu"),
+            "not one pytune learns",
+        ),
+    ];
+    for (text, expected) in cases {
+        let err = LearnedDocument::parse(text).unwrap_err().to_string();
+        assert!(err.contains(expected), "{err}");
+    }
+}
+
+#[test]
+fn serialization_stays_within_the_bound_and_counts_what_it_drops() {
+    let recommendations: Vec<_> = (0..200)
+        .map(|i| {
+            workload(
+                "ns",
+                &format!("Deployment/app-{i:03}"),
+                vec![container(
+                    "app",
+                    Status::Recommended,
+                    &[("resources.requests.cpu", "100m")],
+                )],
+            )
+        })
+        .collect();
+    let document = from_recommendations(&recommendations, "7d", "2026-11-20T08:00:00Z".into());
+    let whole = document.to_json_bounded(usize::MAX);
+    assert_eq!(whole.dropped, 0);
+    let bound = whole.json.len() / 2;
+    let half = document.to_json_bounded(bound);
+    assert!(half.json.len() <= bound, "{} > {bound}", half.json.len());
+    assert!(half.dropped > 0 && half.dropped < 200);
+    let parsed = LearnedDocument::parse(&half.json).unwrap();
+    assert_eq!(parsed.workloads.len() + half.dropped, 200);
+    // The first workloads are kept, the last dropped.
+    assert_eq!(parsed.workloads[0].name, "app-000");
+    let tiny = document.to_json_bounded(10);
+    assert_eq!(tiny.dropped, 200);
+}
