@@ -11,6 +11,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::core::catalog;
+use crate::core::learned;
 pub use crate::core::profile::WorkloadProfile;
 use crate::core::quantity;
 
@@ -45,6 +46,7 @@ pub struct Policy {
     pub sizing: Sizing,
     pub lifecycle: LifecycleDefaults,
     pub env: EnvDefaults,
+    pub learned: LearnedDefaults,
     /// The policy's own catalog entries (`catalog/README.md`), matched before the embedded ones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub catalog: Vec<catalog::Entry>,
@@ -182,6 +184,22 @@ pub struct EnvDefaults {
     pub fixed_when_env_from_unknown: bool,
 }
 
+/// How learned defaults (`pytune recommend --write-configmap`, docs/recommend.md) are used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LearnedDefaults {
+    /// Learned values older than this (`14d`, `36h`) are ignored: the workload may have changed
+    /// since, and the profile defaults apply again.
+    pub max_age: String,
+}
+
+impl LearnedDefaults {
+    /// `max_age` in seconds (validated when the policy loads).
+    pub fn max_age_seconds(&self) -> u64 {
+        learned::parse_age(&self.max_age).unwrap_or(0)
+    }
+}
+
 impl Policy {
     /// The embedded default policy.
     pub fn embedded() -> Policy {
@@ -309,6 +327,15 @@ impl Policy {
         }
         for (i, name) in self.env.thread_caps.iter().enumerate() {
             validate_env_name(&format!("env.threadCaps[{i}]"), name)?;
+        }
+        if learned::parse_age(&self.learned.max_age).is_none() {
+            return Err(field(
+                "learned.maxAge",
+                format!(
+                    "{:?} is not an age above zero like 14d, 36h or 2w (units s, m, h, d, w)",
+                    self.learned.max_age
+                ),
+            ));
         }
         if !self.catalog.is_empty() {
             let own = catalog::Catalog {
@@ -481,6 +508,22 @@ mod tests {
         let b = Policy::from_yaml("probes: { startup: { failureThreshold: 9, periodSeconds: 2 } }")
             .unwrap();
         assert_eq!(a.revision, b.revision);
+    }
+
+    #[test]
+    fn learned_max_age_is_an_age() {
+        assert_eq!(Policy::embedded().learned.max_age_seconds(), 14 * 86_400);
+        let policy = Policy::from_yaml("learned: { maxAge: 36h }").unwrap();
+        assert_eq!(policy.learned.max_age_seconds(), 36 * 3600);
+        for bad in ["0d", "two weeks", "14"] {
+            let err = Policy::from_yaml(&format!("learned: {{ maxAge: {bad:?} }}"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("learned.maxAge") && err.contains("14d"),
+                "{err}"
+            );
+        }
     }
 
     #[test]
