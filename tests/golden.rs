@@ -4,7 +4,8 @@
 //!
 //! - `pod.yaml`: the Pod as the API server would send it;
 //! - `policy.yaml` (optional): a policy overlay, else the embedded policy;
-//! - `context.yaml` (optional): `kubernetesVersion: "1.33"` and `configMaps: {name: [keys]}`;
+//! - `context.yaml` (optional): `kubernetesVersion: "1.33"`, `configMaps: {name: [keys]}`, and
+//!   `learned: {now, namespace, workload: Kind/name, document}` (learned defaults, looked up at `now`);
 //! - `expected.yaml`: what pytune makes of it, in this order: the `decision`; the target
 //!   `containers` (name: profile (why); the server detected and its evidence); the `changes`, one
 //!   line each, `<container or pod> <field> = <value>: <reason>` (long values cut, never the
@@ -39,6 +40,7 @@ use pytune::core::detect::{Libc, Server};
 use pytune::core::engine::{
     self, Change, Context, Decision, KubeVersion, Note, Plan, TargetContainer, annotations,
 };
+use pytune::core::learned::{self, LearnedDocument, LearnedValues};
 use pytune::core::policy::Policy;
 
 /// A displayed value longer than this (or spanning lines) is cut; the Pod shows it whole.
@@ -90,6 +92,19 @@ struct ContextFile {
     config_maps: BTreeMap<String, BTreeSet<String>>,
     #[serde(default)]
     secrets: BTreeMap<String, BTreeSet<String>>,
+    learned: Option<LearnedCase>,
+}
+
+/// Learned defaults as the webhook would find them: the stored document, the Pod's workload, and
+/// the time of the review (fixed, so the case is deterministic).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct LearnedCase {
+    now: String,
+    namespace: String,
+    /// `Deployment/web`.
+    workload: String,
+    document: Value,
 }
 
 fn read_yaml(path: &Path) -> Result<Option<Value>, String> {
@@ -102,7 +117,7 @@ fn read_yaml(path: &Path) -> Result<Option<Value>, String> {
     }
 }
 
-fn load_context(dir: &Path) -> Result<Context, String> {
+fn load_context(dir: &Path, policy: &Policy) -> Result<Context, String> {
     let context: ContextFile = match read_yaml(&dir.join("context.yaml"))? {
         Some(value) => {
             serde_json::from_value(value).map_err(|err| format!("context.yaml: {err}"))?
@@ -116,12 +131,44 @@ fn load_context(dir: &Path) -> Result<Context, String> {
         ),
         None => None,
     };
+    let learned = match &context.learned {
+        Some(case) => learned_values(case, policy)?,
+        None => BTreeMap::new(),
+    };
     Ok(Context {
         kubernetes_version,
         config_map_keys: context.config_maps,
         secret_keys: context.secrets,
+        learned,
         ..Context::default()
     })
+}
+
+/// Each container's fresh learned values, looked up as the webhook will.
+fn learned_values(
+    case: &LearnedCase,
+    policy: &Policy,
+) -> Result<BTreeMap<String, LearnedValues>, String> {
+    let document = LearnedDocument::parse(&case.document.to_string())
+        .map_err(|err| format!("context.yaml: {err}"))?;
+    let now = learned::parse_rfc3339(&case.now)
+        .ok_or_else(|| format!("context.yaml: learned.now {:?}", case.now))?;
+    let (kind, name) = case
+        .workload
+        .split_once('/')
+        .ok_or_else(|| format!("context.yaml: learned.workload {:?}", case.workload))?;
+    let containers = document
+        .workloads
+        .iter()
+        .flat_map(|w| w.containers.iter().map(|c| c.name.clone()));
+    Ok(containers
+        .filter_map(|container| {
+            let max_age = policy.learned.max_age_seconds();
+            document
+                .learned_for(&case.namespace, kind, name, &container, now, max_age)
+                .map(|values| (container, values))
+        })
+        .collect())
 }
 
 fn run_case(dir: &Path) -> Result<(), String> {
@@ -131,7 +178,7 @@ fn run_case(dir: &Path) -> Result<(), String> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Policy::embedded(),
         Err(err) => return Err(format!("policy.yaml: {err}")),
     };
-    let ctx = load_context(dir)?;
+    let ctx = load_context(dir, &policy)?;
 
     let plan = engine::plan(&pod, &policy, &ctx).map_err(|err| err.to_string())?;
     let patch = plan.json_patch();

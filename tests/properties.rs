@@ -2,12 +2,15 @@
 //! adds; no user value changes; requests never exceed limits; a second run adds nothing; the result
 //! is still a Pod; warnings stay short; sized values are integers ≥ 1.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::Pod;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
 use pytune::core::catalog::Catalog;
 use pytune::core::engine::{self, Context, KubeVersion, MAX_WARNING_CHARS};
+use pytune::core::learned::LearnedValues;
 use pytune::core::policy::{Policy, WorkloadProfile};
 use pytune::core::quantity;
 
@@ -271,11 +274,36 @@ fn pod() -> impl Strategy<Value = Value> {
         )
 }
 
+/// Learned values of some containers, unrelated to their usage: a learned request may exceed the
+/// learned limit, the profile's limit or the user's, which the invariants must still hold against.
+fn learned() -> impl Strategy<Value = BTreeMap<String, LearnedValues>> {
+    let values = (
+        prop::option::of(prop::sample::select(vec!["5m", "180m", "2", "4"])),
+        prop::option::of(prop::sample::select(vec!["64Mi", "300Mi", "3Gi"])),
+        prop::option::of(prop::sample::select(vec!["100Mi", "600Mi", "2Gi"])),
+    )
+        .prop_map(|(cpu, memory, limit)| LearnedValues {
+            cpu_request: cpu.map(str::to_string),
+            memory_request: memory.map(str::to_string),
+            memory_limit: limit.map(str::to_string),
+            provenance: "learned from usage: test (7d window, generated 2026-11-20)".to_string(),
+        });
+    prop::collection::btree_map(
+        prop::sample::select(vec!["app", "web", "worker", "api"]).prop_map(str::to_string),
+        values,
+        0..3,
+    )
+}
+
 fn contexts() -> impl Strategy<Value = Context> {
-    prop::option::of(prop::sample::select(vec![(1u32, 28u32), (1, 30), (1, 36)])).prop_map(
-        |version| {
+    (
+        prop::option::of(prop::sample::select(vec![(1u32, 28u32), (1, 30), (1, 36)])),
+        learned(),
+    )
+        .prop_map(|(version, learned)| {
             let mut ctx = Context {
                 kubernetes_version: version.map(|(major, minor)| KubeVersion::new(major, minor)),
+                learned,
                 ..Context::default()
             };
             ctx.config_map_keys
@@ -285,8 +313,7 @@ fn contexts() -> impl Strategy<Value = Context> {
                 ["WEB_CONCURRENCY".to_string()].into(),
             );
             ctx
-        },
-    )
+        })
 }
 
 /// Every leaf of `original`, with its pointer.

@@ -31,6 +31,7 @@ pub use plan::{
     Change, Decision, Feature, MAX_WARNING_CHARS, Note, Plan, TargetContainer, Warning, truncate,
 };
 
+use crate::core::learned::LearnedValues;
 use crate::core::policy::Policy;
 use patch::PatchBuilder;
 use rules::{env, lifecycle, lint, probes, resources, sizing};
@@ -91,6 +92,9 @@ pub struct Context {
     /// The kind of workload whose pod template this is (`DaemonSet`, `CronJob`…), when planning a
     /// template from a manifest; a Pod from the API server says so in its owner references.
     pub workload_kind: Option<String>,
+    /// Learned defaults of the Pod's workload, by container name (`core::learned`), already
+    /// looked up for the Pod's workload and found fresh: the engine never reads a clock.
+    pub learned: BTreeMap<String, LearnedValues>,
 }
 
 #[derive(Debug, Error)]

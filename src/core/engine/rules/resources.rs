@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use super::sizing::FanOut;
 use crate::core::engine::directives::annotations;
 use crate::core::engine::{Feature, PatchValue, Planner, Target, Warning};
+use crate::core::learned::LearnedValues;
 use crate::core::quantity;
 
 /// What the container gets once the plan applies: the inputs of worker and thread sizing.
@@ -112,6 +113,7 @@ pub fn plan(
     }
     let policy = planner.policy;
     let profile = policy.profile(target.info.profile);
+    let learned = planner.ctx.learned.get(target.name());
     let mut effective = [(None, None), (None, None)];
 
     for (slot, (dimension, user)) in effective.iter_mut().zip(user_amounts(target, planner)) {
@@ -130,10 +132,21 @@ pub fn plan(
             ),
         };
         let profile_name = target.info.profile;
+        // Learned values stand in for the profile's, where the profile has one: learning never
+        // adds a kind of value the policy leaves out.
+        let (default_request, request_source) = match (
+            default_request,
+            learned.and_then(|l| l.request(dimension)),
+            learned,
+        ) {
+            (Some(_), Some(text), Some(learned)) => (Some(text), learned.provenance.clone()),
+            (default, _, _) => (default.clone(), format!("{profile_name} profile default")),
+        };
+        let learned_limit = learned.and_then(|l| l.limit(dimension));
 
         let mut request = user_request.clone();
         if user_request.is_none()
-            && let Some(text) = default_request
+            && let Some(text) = &default_request
         {
             if user_limit.is_some() {
                 planner.note(
@@ -160,7 +173,7 @@ pub fn plan(
                     ["resources.requests.", key].concat(),
                     path,
                     PatchValue::String(text.clone()),
-                    format!("{why} ({profile_name} profile default)"),
+                    format!("{why} ({request_source})"),
                 );
                 request = Some(Amount {
                     text: text.clone(),
@@ -170,7 +183,14 @@ pub fn plan(
         }
 
         let mut limit = user_limit.clone();
-        let mut default_limit = default_limit.clone();
+        let (mut default_limit, limit_learned) = match (default_limit, learned_limit, learned) {
+            (Some(_), Some(text), Some(learned)) => (Some(text), Some(&learned.provenance)),
+            (default, _, _) => (default.clone(), None),
+        };
+        let limit_source = match limit_learned {
+            Some(provenance) => provenance.clone(),
+            None => format!("{profile_name} profile default"),
+        };
         if user_limit.is_none()
             && default_limit.is_some()
             && let Dimension::Memory = dimension
@@ -245,9 +265,14 @@ pub fn plan(
             let (chosen, reason) = match &request {
                 Some(request) if request.value > value => (
                     request.clone(),
-                    format!(
-                        "the {profile_name} default {text} is below the request, so the limit equals the request"
-                    ),
+                    match limit_learned {
+                        Some(_) => format!(
+                            "the learned limit {text} is below the request, so the limit equals the request"
+                        ),
+                        None => format!(
+                            "the {profile_name} default {text} is below the request, so the limit equals the request"
+                        ),
+                    },
                 ),
                 _ => (
                     Amount {
@@ -256,7 +281,7 @@ pub fn plan(
                     },
                     match dimension {
                         Dimension::Memory => format!(
-                            "no memory limit: one leaking worker could exhaust the node ({profile_name} profile default)"
+                            "no memory limit: one leaking worker could exhaust the node ({limit_source})"
                         ),
                         Dimension::Cpu => {
                             format!("the policy sets CPU limits for the {profile_name} profile")
@@ -281,6 +306,32 @@ pub fn plan(
         *slot = (request, limit);
     }
     sizing_base(&effective)
+}
+
+impl LearnedValues {
+    fn request(&self, dimension: Dimension) -> Option<String> {
+        let text = match dimension {
+            Dimension::Cpu => &self.cpu_request,
+            Dimension::Memory => &self.memory_request,
+        };
+        usable(dimension, text)
+    }
+
+    /// Only memory limits are learned: CPU limits throttle Python services (docs/policy.md).
+    fn limit(&self, dimension: Dimension) -> Option<String> {
+        match dimension {
+            Dimension::Cpu => None,
+            Dimension::Memory => usable(dimension, &self.memory_limit),
+        }
+    }
+}
+
+/// A learned value the engine can use; one that does not parse (a Context built by hand) is
+/// ignored rather than trusted.
+fn usable(dimension: Dimension, text: &Option<String>) -> Option<String> {
+    text.as_ref()
+        .filter(|text| dimension.parse(text).is_ok_and(|value| value > 0))
+        .cloned()
 }
 
 /// Adds a memory limit of `processes` × `per_process` when that is above the profile's default
