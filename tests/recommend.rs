@@ -14,14 +14,16 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::{Path as UrlPath, Query};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, patch};
 use serde_json::{Value, json};
 
+use pytune::core::learned::LearnedDocument;
 use pytune::webhook::selfsigned::Authority;
 
 /// The end of the window: 2026-01-08T00:00:00Z. Fixed, so the outputs are too.
@@ -416,9 +418,29 @@ fn owner_of(kind: &str, name: &str) -> Option<(&'static str, &'static str)> {
     }
 }
 
-async fn start_api() -> (String, axum_server::Handle<std::net::SocketAddr>, String) {
+/// What the stand-in API server received as ConfigMap applies: `(namespace, name, query, body)`.
+type Applied = Arc<Mutex<Vec<(String, String, HashMap<String, String>, Value)>>>;
+
+async fn start_api() -> (
+    String,
+    axum_server::Handle<std::net::SocketAddr>,
+    String,
+    Applied,
+) {
     let authority = Authority::new("stand-in cluster CA").expect("CA");
+    let applied = Applied::default();
+    let record = applied.clone();
     let app = axum::Router::new()
+        .route("/api/v1/namespaces/{ns}/configmaps/{name}", patch(|UrlPath((ns, name)): UrlPath<(String, String)>, Query(q): Query<HashMap<String, String>>, headers: axum::http::HeaderMap, body: String| async move {
+            assert_eq!(
+                headers.get("content-type").and_then(|v| v.to_str().ok()),
+                Some("application/apply-patch+yaml"),
+                "a server-side apply"
+            );
+            let object: Value = serde_json::from_str(&body).expect("the apply body is JSON");
+            record.lock().expect("lock").push((ns, name, q, object.clone()));
+            Json(object)
+        }))
         .route("/api/v1/namespaces/{ns}/pods", get(|UrlPath(ns): UrlPath<String>, Query(q): Query<HashMap<String, String>>| async move {
             assert_eq!(q.get("labelSelector").map(String::as_str), Some("pytune.io/runtime=python"));
             let items: Vec<Value> = pods().into_iter().filter(|p| p["metadata"]["namespace"] == ns).collect();
@@ -435,7 +457,12 @@ async fn start_api() -> (String, axum_server::Handle<std::net::SocketAddr>, Stri
                 "spec": {"selector": {}, "template": {"spec": {"containers": []}}}})).into_response()
         }));
     let (addr, handle) = common::fake_api_server(&authority, app).await;
-    (format!("https://{addr}"), handle, authority.cert_pem)
+    (
+        format!("https://{addr}"),
+        handle,
+        authority.cert_pem,
+        applied,
+    )
 }
 
 fn golden(name: &str, actual: &str) {
@@ -468,7 +495,7 @@ async fn recommends_from_a_real_prometheus() {
     common::setup();
     let prometheus = start_prometheus(&prometheus_bin, &promtool);
     ready(&prometheus.url).await;
-    let (api, handle, ca_pem) = start_api().await;
+    let (api, handle, ca_pem, applied) = start_api().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let ca_path = dir.path().join("ca.crt");
     std::fs::write(&ca_path, ca_pem).expect("write CA");
@@ -520,7 +547,95 @@ async fn recommends_from_a_real_prometheus() {
             check_json(&serde_json::from_str(&stdout).expect("JSON"));
         }
     }
+    assert!(
+        applied.lock().expect("lock").is_empty(),
+        "no ConfigMap without --write-configmap"
+    );
+
+    let url = prometheus.url.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_pytune"))
+            .args(["recommend", "--prometheus", &url, "--at", &END.to_string()])
+            .args(["-o", "json", "--write-configmap", "learned-defaults"])
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .env_remove("KUBECONFIG")
+            .env_remove("PYTUNE_PROMETHEUS_TOKEN")
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("pytune runs");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("wrote ConfigMap pytune-system/learned-defaults"),
+        "{stderr}"
+    );
+    check_applied(&applied.lock().expect("lock"));
     handle.shutdown();
+}
+
+/// The ConfigMap `--write-configmap` applied: one server-side apply by pytune, holding a document
+/// the core parser reads back, with the recommended resources of the workloads that had enough
+/// samples and nothing else.
+fn check_applied(applied: &[(String, String, HashMap<String, String>, Value)]) {
+    let [(namespace, name, query, object)] = applied else {
+        panic!("one apply expected: {applied:?}");
+    };
+    assert_eq!(
+        (namespace.as_str(), name.as_str()),
+        ("pytune-system", "learned-defaults")
+    );
+    assert_eq!(
+        query.get("fieldManager").map(String::as_str),
+        Some("pytune")
+    );
+    assert_eq!(object["kind"], "ConfigMap");
+    assert_eq!(object["metadata"]["name"], "learned-defaults");
+    let text = object["data"]["learned.json"]
+        .as_str()
+        .expect("learned.json");
+    let document = LearnedDocument::parse(text).expect("parses back");
+    assert_eq!(document.window, "7d");
+    assert_eq!(document.generated_at, "2026-01-08T00:00:00Z");
+    let names: Vec<(&str, &str, &str)> = document
+        .workloads
+        .iter()
+        .map(|w| (w.namespace.as_str(), w.kind.as_str(), w.name.as_str()))
+        .collect();
+    assert!(names.contains(&("shop", "Deployment", "web")), "{names:?}");
+    assert!(
+        !names.iter().any(|(_, _, name)| *name == "canary"),
+        "too few samples: not learned ({names:?})"
+    );
+    let web = document
+        .workloads
+        .iter()
+        .find(|w| w.name == "web")
+        .expect("web");
+    let values = &web.containers[0].values;
+    assert!(
+        values.contains_key("resources.requests.cpu")
+            && values.keys().all(|k| k.starts_with("resources.")),
+        "{values:?}"
+    );
+    let now = pytune::core::learned::parse_rfc3339(&document.generated_at).expect("time");
+    let found = document
+        .learned_for(
+            "shop",
+            "Deployment",
+            "web",
+            &web.containers[0].name,
+            now,
+            86_400,
+        )
+        .expect("fresh values found");
+    assert!(
+        found
+            .provenance
+            .contains("(7d window, generated 2026-01-08)")
+    );
 }
 
 /// What the golden JSON must say, beyond matching: read as behaviour.

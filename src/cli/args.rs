@@ -226,6 +226,13 @@ pub struct RecommendArgs {
     pub kubernetes_version: Option<crate::core::engine::KubeVersion>,
     #[arg(long, short, value_enum, default_value_t = RecommendFormat::Text)]
     pub output: RecommendFormat,
+    /// Also store the recommended requests and memory limits as learned defaults in this
+    /// ConfigMap (key learned.json), by server-side apply (docs/recommend.md).
+    #[arg(long, value_name = "NAME")]
+    pub write_configmap: Option<String>,
+    /// The namespace of --write-configmap's ConfigMap.
+    #[arg(long, default_value = "pytune-system", requires = "write_configmap")]
+    pub configmap_namespace: String,
 }
 
 /// A Prometheus duration of at least an hour: `7d`, `2w`, `36h`, `1d12h`.

@@ -1,6 +1,7 @@
 //! `pytune recommend`: the Python-labeled workloads of a cluster (Pods listed read-only, grouped by
 //! their owner chain), their usage from Prometheus, and core::recommend over both.
 
+pub mod configmap;
 pub mod prometheus;
 pub mod render;
 
@@ -169,6 +170,14 @@ pub async fn scan(
     })
 }
 
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
+}
+
 pub fn run(args: args::RecommendArgs) -> Result<ExitCode> {
     crate::webhook::tls::install_provider();
     let policy = load_policy(args.policy.as_deref())?;
@@ -217,18 +226,33 @@ pub fn run(args: args::RecommendArgs) -> Result<ExitCode> {
             namespaces,
             page_size: args.page_size,
         };
-        anyhow::Ok(
-            scan(
-                client,
-                &prometheus,
-                &scope,
-                &query,
-                &policy,
-                &ctx,
-                &settings,
-            )
-            .await?,
+        let report = scan(
+            client.clone(),
+            &prometheus,
+            &scope,
+            &query,
+            &policy,
+            &ctx,
+            &settings,
         )
+        .await?;
+        if let Some(name) = &args.write_configmap {
+            let generated_at = configmap::generated_at(args.at.as_deref(), unix_now())?;
+            let namespace = &args.configmap_namespace;
+            let written =
+                configmap::write(client, namespace, name, &report, generated_at).await?;
+            eprintln!(
+                "wrote ConfigMap {namespace}/{name}: learned defaults of {} workload(s){}",
+                written.workloads,
+                match written.dropped {
+                    0 => String::new(),
+                    n => format!(
+                        "; {n} more left out to stay within the ConfigMap size limit (narrow the scope with -n)"
+                    ),
+                }
+            );
+        }
+        anyhow::Ok(report)
     })?;
     let text = match args.output {
         args::RecommendFormat::Text => render::text(&report),
