@@ -431,7 +431,8 @@ pub enum Leaf {
     Null,
     Bool(bool),
     Int(i64),
-    Float(f32),
+    /// Eighths: exact in binary, so JSON text reads back the same number.
+    Float(i16),
     Str(String),
     List(Vec<i8>),
     Object(Vec<(String, i8)>),
@@ -443,8 +444,7 @@ impl Leaf {
             Leaf::Null => Value::Null,
             Leaf::Bool(b) => json!(b),
             Leaf::Int(i) => json!(i),
-            // NaN and infinities are not JSON; serde_json writes them as null.
-            Leaf::Float(f) => json!(f),
+            Leaf::Float(eighths) => json!(f64::from(*eighths) / 8.0),
             Leaf::Str(s) => json!(s),
             Leaf::List(items) => json!(items),
             Leaf::Object(members) => Value::Object(
@@ -629,7 +629,8 @@ pub enum Selector {
 
 #[derive(Arbitrary, Debug)]
 pub struct Pod {
-    selector: Selector,
+    /// `None`: the selector label (most Pods here are Python services).
+    selector: Option<Selector>,
     annotations: Vec<(Text, Text)>,
     containers: Vec<Container>,
     init_containers: Option<Vec<Container>>,
@@ -662,7 +663,7 @@ impl Pod {
             metadata.insert("name".into(), json!("p"));
         }
         metadata.insert("namespace".into(), json!("n"));
-        match &self.selector {
+        match self.selector.as_ref().unwrap_or(&Selector::Python) {
             Selector::Python => {
                 metadata.insert(
                     "labels".into(),
