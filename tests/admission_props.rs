@@ -1,11 +1,13 @@
 //! Whatever the body, `review::review` answers or rejects; it never panics, and every answer
-//! allows the Pod and carries the request's uid.
+//! allows the Pod and carries the request's uid. The checks are `tests/checks/`'s `answer`, shared
+//! with the fuzz targets.
 
 use proptest::prelude::*;
 use pytune::core::engine::{Context, Mode};
-use pytune::core::policy::Policy;
-use pytune::webhook::review::{self, Verdict};
+use pytune::webhook::review;
 use serde_json::Value;
+
+mod checks;
 
 fn fixture() -> Value {
     let text = include_str!("fixtures/apiserver-v1.36/pod-create-review.json");
@@ -51,24 +53,16 @@ const PLACES: &[&str] = &[
     "/request/options",
 ];
 
+/// Answers `body` with the embedded policy; the invariants are `checks::answer`'s.
 fn check(body: &[u8], expected_uid: Option<&str>) {
-    for mode in [Mode::Enforce, Mode::Audit] {
-        let result = review::review(body, &Policy::embedded(), &Context::default(), mode);
-        if let Ok(outcome) = result {
-            assert!(outcome.response.allowed);
-            if let Some(uid) = expected_uid {
-                assert_eq!(outcome.response.uid, uid);
-            }
-            let body = outcome.to_json().expect("the answer serializes");
-            let json: Value = serde_json::from_slice(&body).expect("JSON answer");
-            assert_eq!(json["response"]["allowed"], true);
-            if mode == Mode::Audit || outcome.record.verdict != Verdict::Patched {
-                assert!(json["response"].get("patch").is_none());
-            }
-            for warning in outcome.response.warnings.iter().flatten() {
-                assert!(warning.chars().count() <= 120, "{warning}");
-            }
-        }
+    let policy = &*checks::POLICY;
+    if let Err(broken) = checks::answer(body, policy, &Context::default()) {
+        panic!("{broken}");
+    }
+    if let Some(uid) = expected_uid {
+        let outcome = review::review(body, policy, &Context::default(), Mode::Enforce)
+            .expect("a review with a uid is answered");
+        assert_eq!(outcome.response.uid, uid);
     }
 }
 
@@ -108,7 +102,7 @@ proptest! {
                 serde_json::json!({"requests": {"cpu": cpu}});
         }
         let body = serde_json::to_vec(&review).expect("JSON");
-        let outcome = review::review(&body, &Policy::embedded(), &Context::default(), Mode::Enforce)
+        let outcome = review::review(&body, &checks::POLICY, &Context::default(), Mode::Enforce)
             .expect("answered");
         let patch: json_patch::Patch =
             serde_json::from_slice(outcome.response.patch_bytes().unwrap_or(b"[]")).expect("patch");

@@ -13,7 +13,7 @@
 //!   (`<N> operations, <B> bytes` of compact JSON); and the mutated `pod` in full.
 //!
 //! Every case also checks that the patch applies to the Pod; that it only adds paths the Pod lacked
-//! (but for the few values the engine rewrites by design, see `may_replace`); that the mutated Pod
+//! (but for the few values the engine rewrites by design, see `checks::may_replace`); that the mutated Pod
 //! still decodes as a Kubernetes `Pod`; that a second run on it adds nothing; and that every warning
 //! fits the API server's limit.
 //!
@@ -38,10 +38,12 @@ use serde_json::{Map, Value, json};
 
 use pytune::core::detect::{Libc, Server};
 use pytune::core::engine::{
-    self, Change, Context, Decision, KubeVersion, Note, Plan, TargetContainer, annotations,
+    self, Change, Context, Decision, KubeVersion, Note, Plan, TargetContainer,
 };
 use pytune::core::learned::{self, LearnedDocument, LearnedValues};
 use pytune::core::policy::Policy;
+
+mod checks;
 
 /// A displayed value longer than this (or spanning lines) is cut; the Pod shows it whole.
 const MAX_VALUE_CHARS: usize = 60;
@@ -221,7 +223,7 @@ fn only_adds_absent_paths(pod: &Value, patch: &Value) -> Result<(), String> {
             ));
         }
         if let Some(old) = pod.pointer(path)
-            && !may_replace(path, old)
+            && !checks::may_replace(path, old)
         {
             return Err(format!(
                 "patch adds {path}, which the Pod already has: {old}"
@@ -229,21 +231,6 @@ fn only_adds_absent_paths(pod: &Value, patch: &Value) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// The values the engine rewrites by design, none of them set by a user.
-fn may_replace(path: &str, old: &Value) -> bool {
-    let record = |key: &str| {
-        let token = key.replace('~', "~0").replace('/', "~1");
-        format!("/metadata/annotations/{token}")
-    };
-    // Kubernetes reads `null` as unset, as does the engine's typed view of the Pod.
-    old.is_null()
-        // pytune's own record: a later run under a newer policy extends it.
-        || path == record(annotations::INJECTED)
-        || path == record(annotations::POLICY_REVISION)
-        // The API server's default grace period, which the engine cannot tell from an explicit 30.
-        || (path == "/spec/terminationGracePeriodSeconds" && old == &json!(30))
 }
 
 /// The expected file's text: the plan in lines people read, the patch size, the mutated Pod.

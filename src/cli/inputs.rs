@@ -60,7 +60,7 @@ pub fn read_inputs(paths: &[PathBuf]) -> ReadInputs {
 
 /// An input's text. Bytes that are not UTF-8 do not lose the whole input: their lines are
 /// decoded lossily and noted, so the documents holding them are reported and the rest kept.
-fn decode(name: String, bytes: Vec<u8>) -> Input {
+pub fn decode(name: String, bytes: Vec<u8>) -> Input {
     let bytes = match String::from_utf8(bytes) {
         Ok(text) => {
             return Input {

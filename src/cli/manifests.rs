@@ -126,6 +126,18 @@ fn separator_rest(line: &str) -> Option<&str> {
         .then(|| rest.trim_start_matches([' ', '\t']))
 }
 
+/// The marker to write before a document's text in a multi-document stream: `---` on a line of its
+/// own, or `--- ` when the text's first line is itself a `---` line (a document that started on
+/// its marker line with another `---`), so the text stays the document's and reads back the same.
+pub fn document_start(text: &str) -> &'static str {
+    let first = text.split_inclusive('\n').next().unwrap_or_default();
+    if separator_rest(first).is_some() {
+        "--- "
+    } else {
+        "---\n"
+    }
+}
+
 /// Parses one document whose text starts on the input's line `line`, after `shift` columns.
 fn parse_document(text: &str, line: usize, shift: usize) -> Result<Option<Value>, ManifestError> {
     let value: Value = serde_saphyr::from_str_with_options(text, limits::options(text.len()))
@@ -373,6 +385,20 @@ mod tests {
         assert_eq!(docs[3].parsed, Ok(Some(json!({"b": 2}))));
         assert_eq!(docs[1].lines(), 2..4);
         assert_eq!(docs[3].lines(), 5..6);
+    }
+
+    #[test]
+    fn a_document_starting_with_a_marker_is_written_on_its_marker_line() {
+        let docs = split_documents("a: 1\n--- ---\nkind: [broken\n");
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[1].text, "---\nkind: [broken\n");
+        let written = format!("{}{}", document_start(&docs[1].text), docs[1].text);
+        assert_eq!(written, "--- ---\nkind: [broken\n");
+        let reread = split_documents(&written);
+        assert_eq!(reread.len(), 1);
+        assert_eq!(reread[0].text, docs[1].text);
+        assert_eq!(document_start("a: 1\n"), "---\n");
+        assert_eq!(document_start("...\n"), "---\n");
     }
 
     #[test]

@@ -91,7 +91,7 @@ pub fn mutate(inputs: &[Input], policy: &Policy, ctx: &Context) -> MutateOutput 
                     output.yaml.push_str("...\n");
                 }
             } else {
-                output.yaml.push_str("---\n");
+                output.yaml.push_str(manifests::document_start(&text));
             }
             output.yaml.push_str(&text);
             let mut original = document.text.clone();
