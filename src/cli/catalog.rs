@@ -121,7 +121,7 @@ fn port(port: Option<PortSpec>) -> String {
     }
 }
 
-/// `WEB_CONCURRENCY|--workers=1`: what sets the count, and its default.
+/// `WEB_CONCURRENCY|--workers=1`: what sets the count, and its default (and minimum, if any).
 fn knob(entry: &Entry) -> String {
     let Some(concurrency) = &entry.concurrency else {
         return "-".to_string();
@@ -145,10 +145,15 @@ fn knob(entry: &Entry) -> String {
         Some(CountDefault::Cpus(_)) => "cpus".to_string(),
         None => "?".to_string(),
     };
+    // The fewest the project supports, which pytune never sizes below.
+    let minimum = concurrency
+        .minimum
+        .map(|minimum| format!(" (min {minimum})"))
+        .unwrap_or_default();
     if names.is_empty() {
-        return format!("fixed={default}");
+        return format!("fixed={default}{minimum}");
     }
-    format!("{}={default}", names.join("|"))
+    format!("{}={default}{minimum}", names.join("|"))
 }
 
 #[cfg(test)]
