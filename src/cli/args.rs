@@ -235,32 +235,20 @@ pub struct RecommendArgs {
     pub configmap_namespace: String,
 }
 
+/// The units of a Prometheus range: seconds to years.
+const WINDOW_UNITS: &[(char, u64)] = &[
+    ('s', 1),
+    ('m', 60),
+    ('h', 3600),
+    ('d', 86_400),
+    ('w', 604_800),
+    ('y', 31_536_000),
+];
+
 /// A Prometheus duration of at least an hour: `7d`, `2w`, `36h`, `1d12h`.
 fn parse_window(text: &str) -> Result<String, String> {
-    let bad = || format!("{text:?} is not a window like 7d, 2w or 36h");
-    let mut seconds: u64 = 0;
-    let mut digits = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 604_800,
-            'y' => 31_536_000,
-            _ => return Err(bad()),
-        };
-        let count: u64 = digits.parse().map_err(|_| bad())?;
-        seconds = seconds.saturating_add(count.saturating_mul(unit));
-        digits.clear();
-    }
-    if !digits.is_empty() || seconds == 0 {
-        return Err(bad());
-    }
+    let seconds = crate::core::learned::duration_seconds(text, WINDOW_UNITS)
+        .ok_or_else(|| format!("{text:?} is not a window like 7d, 2w or 36h"))?;
     if seconds < 3600 {
         return Err(format!(
             "{text:?} is shorter than an hour: too little to size from"

@@ -11,7 +11,7 @@ use thiserror::Error;
 
 use crate::core::quantity;
 pub use build::{Bounded, MAX_DOCUMENT_BYTES, from_recommendations};
-pub use timestamp::{format_rfc3339, parse_age, parse_rfc3339};
+pub use timestamp::{duration_seconds, format_rfc3339, parse_age, parse_rfc3339};
 
 /// The ConfigMap key holding the document.
 pub const CONFIGMAP_KEY: &str = "learned.json";

@@ -79,9 +79,24 @@ pub fn format_rfc3339(unix_seconds: i64) -> Option<String> {
     ))
 }
 
+/// The units of an age: seconds to weeks.
+const AGE_UNITS: &[(char, u64)] = &[
+    ('s', 1),
+    ('m', 60),
+    ('h', 3600),
+    ('d', 86_400),
+    ('w', 604_800),
+];
+
 /// An age like `14d`, `36h`, `2w`, `1d12h` (units s, m, h, d, w) in seconds; `None` when it is
 /// not one or is zero.
 pub fn parse_age(text: &str) -> Option<u64> {
+    duration_seconds(text, AGE_UNITS)
+}
+
+/// Seconds in a duration written as whole numbers each followed by one of `units` (`1d12h`);
+/// `None` when it is not one or is zero.
+pub fn duration_seconds(text: &str, units: &[(char, u64)]) -> Option<u64> {
     let mut seconds: u64 = 0;
     let mut digits = String::new();
     for c in text.chars() {
@@ -89,14 +104,7 @@ pub fn parse_age(text: &str) -> Option<u64> {
             digits.push(c);
             continue;
         }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 604_800,
-            _ => return None,
-        };
+        let unit = units.iter().find(|(name, _)| *name == c)?.1;
         let count: u64 = digits.parse().ok()?;
         seconds = seconds.saturating_add(count.saturating_mul(unit));
         digits.clear();
