@@ -272,35 +272,37 @@ pub fn plan(
         formula.per_cpu, formula.plus, base.cpu_source
     );
     let mut count = by_cpu;
-    if let Some(limit) = base.memory_limit_bytes {
+    // How many workers the memory limit holds besides the processes that run whatever the count.
+    let held = base.memory_limit_bytes.map(|limit| {
         let (per_worker_text, per_worker) = memory_per_process(target, policy, directives);
         let whole = u32::try_from(limit / per_worker.max(1)).unwrap_or(u32::MAX);
         let fits = whole.saturating_sub(target.launch.base_processes()).max(1);
-        if fits < by_cpu {
-            count = fits;
-            let besides = match target.launch.base_processes() {
-                0 => String::new(),
-                base => format!(" less {base} master process(es)"),
-            };
-            reason.push_str(&format!(
-                ", capped to {fits} by memory {} ÷ {per_worker_text}{besides}",
-                quantity::format_bytes(limit)
-            ));
-        }
+        (limit, per_worker_text, fits)
+    });
+    if let Some((limit, per_worker_text, fits)) = &held
+        && *fits < by_cpu
+    {
+        count = *fits;
+        let besides = match target.launch.base_processes() {
+            0 => String::new(),
+            base => format!(" less {base} master process(es)"),
+        };
+        reason.push_str(&format!(
+            ", capped to {fits} by memory {} ÷ {per_worker_text}{besides}",
+            quantity::format_bytes(*limit)
+        ));
     }
     let minimum = target.launch.minimum_count();
     if count < minimum {
         let name = target.launch.name().unwrap_or("the application");
-        if let Some(limit) = base.memory_limit_bytes {
-            let (per_worker_text, per_worker) = memory_per_process(target, policy, directives);
-            let processes = minimum.saturating_add(target.launch.base_processes());
-            if u64::from(processes).saturating_mul(per_worker) > limit {
-                return WorkerPlan::NotSized(format!(
-                    "the memory limit {} holds fewer than the {minimum} workers {name} needs at \
-                     {per_worker_text} each",
-                    quantity::format_bytes(limit)
-                ));
-            }
+        if let Some((limit, per_worker_text, fits)) = &held
+            && *fits < minimum
+        {
+            return WorkerPlan::NotSized(format!(
+                "the memory limit {} holds fewer than the {minimum} workers {name} needs at \
+                 {per_worker_text} each",
+                quantity::format_bytes(*limit)
+            ));
         }
         count = minimum;
         reason.push_str(&format!(
