@@ -36,7 +36,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use pytune::core::detect::{Libc, Server};
+use pytune::core::detect::Libc;
 use pytune::core::engine::{
     self, Change, Context, Decision, KubeVersion, Note, Plan, TargetContainer,
 };
@@ -280,11 +280,9 @@ fn container_line(target: &TargetContainer) -> String {
     let detection = &target.detection;
     let detected = detection.server.name();
     // The command alone may not show the server an application's launcher starts.
-    let server = match target.app.as_ref().and_then(|app| app.server) {
-        Some(server) if detection.server == Server::Unknown => {
-            format!("{} (catalog)", server.name())
-        }
-        _ => detected.to_string(),
+    let server = match target.catalog_server() {
+        Some(server) => format!("{} (catalog)", server.name()),
+        None => detected.to_string(),
     };
     let mut line = format!(
         "{}: {} ({}); server {server}",

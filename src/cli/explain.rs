@@ -13,7 +13,6 @@ use serde_json::Value;
 use crate::cli::env_sources::EnvSources;
 use crate::cli::manifests;
 use crate::cli::mutate::Input;
-use crate::core::detect::Server;
 use crate::core::engine::record::{self, POD};
 use crate::core::engine::{self, Change, Context, Decision, Feature, Plan, TargetContainer};
 use crate::core::policy::Policy;
@@ -210,7 +209,7 @@ pub fn render_text(explanations: &[Explanation]) -> String {
                 target.name,
                 target.profile,
                 target.profile_reason,
-                server_name(target)
+                target.server_name()
             );
         }
         if !explanation.would_add.is_empty() {
@@ -252,15 +251,6 @@ fn write_values(text: &mut String, values: &[Explained]) {
             "    {} {} = {shown}\n        {}",
             value.container, value.field, value.reason
         );
-    }
-}
-
-/// The server a container runs: what its command shows, else what its catalog entry says (an
-/// application's launcher may start a server its command does not name).
-fn server_name(target: &TargetContainer) -> &'static str {
-    match target.app.as_ref().and_then(|app| app.server) {
-        Some(server) if target.detection.server == Server::Unknown => server.name(),
-        _ => target.detection.server.name(),
     }
 }
 

@@ -6,7 +6,8 @@ use serde::Serialize;
 use super::launch::AppRef;
 use super::patch::{Addition, json_patch};
 use super::{PatchValue, WorkloadProfile};
-use crate::core::detect::Detection;
+use crate::core::catalog::ServerKind;
+use crate::core::detect::{Detection, Server};
 
 /// Kubernetes asks webhooks to keep each warning within 120 characters; longer ones may be truncated.
 pub const MAX_WARNING_CHARS: usize = 120;
@@ -151,6 +152,21 @@ pub struct Plan {
     /// The patch: see [`Plan::json_patch`] for it as `json_patch` operations.
     #[serde(skip)]
     pub patch: Vec<Addition>,
+}
+
+impl TargetContainer {
+    /// The server the catalog entry says runs, where the command alone shows none (an
+    /// application's launcher may start a server its command does not name).
+    pub fn catalog_server(&self) -> Option<ServerKind> {
+        let server = self.app.as_ref()?.server?;
+        (self.detection.server == Server::Unknown).then_some(server)
+    }
+
+    /// The server the container runs: what its command shows, else what its catalog entry says.
+    pub fn server_name(&self) -> &'static str {
+        self.catalog_server()
+            .map_or(self.detection.server.name(), ServerKind::name)
+    }
 }
 
 impl Plan {
