@@ -171,7 +171,24 @@ fn combinations() -> Vec<Vec<String>> {
     combos.push(vec![
         "certificates.certManager.issuerRef.name=corp-ca".into(),
     ]);
+    combos.push(learned_and_recommend(&[]));
+    combos.push(learned_and_recommend(&[
+        "recommend.namespaces={shop,api}",
+        "recommend.prometheus.bearerTokenSecret.name=prometheus-token",
+        "recommend.prometheus.caConfigMap.name=prometheus-ca",
+    ]));
     combos
+}
+
+/// Learned defaults and the recommend CronJob on, with `extra` values.
+fn learned_and_recommend(extra: &[&str]) -> Vec<String> {
+    let mut set: Vec<String> = vec![
+        "learnedDefaults.enabled=true".into(),
+        "recommend.enabled=true".into(),
+        "recommend.prometheus.url=http://prometheus-operated.monitoring:9090".into(),
+    ];
+    set.extend(extra.iter().map(|s| s.to_string()));
+    set
 }
 
 fn sets(combo: &[String]) -> Vec<&str> {
@@ -599,6 +616,9 @@ fn rbac_is_only_get_on_env_from_sources() {
     // The server's API calls are `get` on the ConfigMaps Pods name in envFrom (on by default) and,
     // opted in, on the Secrets they name; without them the chart grants nothing and mounts no token.
     for combo in combinations() {
+        if combo.iter().any(|set| set.starts_with("learnedDefaults.")) {
+            continue; // their own test below
+        }
         let docs = render(&sets(&combo));
         for kind in ["Role", "RoleBinding"] {
             assert!(
@@ -672,6 +692,166 @@ fn rbac_is_only_get_on_env_from_sources() {
     assert!(
         args.iter().any(|a| a == "--resolve-secrets=false"),
         "{args:?}"
+    );
+}
+
+/// The documents of `kind` named `name`.
+fn named<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in {:?}", kinds(docs)))
+}
+
+#[test]
+fn learned_defaults_and_the_recommend_cron_job_are_opt_in_and_reach_only_their_config_map() {
+    // Off by default: no ConfigMap, no flag, no extra grants.
+    let docs = render(&[]);
+    assert!(!kinds(&docs).contains(&"CronJob".to_string()));
+    assert!(
+        !docs
+            .iter()
+            .any(|d| d["metadata"]["name"] == "pytune-learned")
+    );
+    let args =
+        find(&docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    assert!(!args.contains("--learned-defaults"), "{args}");
+
+    let combo = learned_and_recommend(&["resolveConfigMaps=false"]);
+    let docs = render(&sets(&combo));
+    // The ConfigMap is created empty: the CronJob fills learned.json and Helm leaves it alone.
+    let config_map = named(&docs, "ConfigMap", "pytune-learned");
+    assert_eq!(config_map["metadata"]["namespace"], NAMESPACE);
+    assert!(config_map.get("data").is_none(), "{config_map}");
+    assert_eq!(
+        config_map["metadata"]["labels"]["pytune.io/learned-defaults"],
+        "true"
+    );
+
+    // The webhook: watches that ConfigMap by name, reads ReplicaSets and Jobs, and needs a token
+    // even without resolveConfigMaps.
+    let pod = &find(&docs, "Deployment")["spec"]["template"]["spec"];
+    assert_eq!(pod["automountServiceAccountToken"], true);
+    let args = pod["containers"][0]["args"].as_array().unwrap();
+    assert!(
+        args.iter()
+            .any(|a| a == "--learned-defaults=pytune-system/pytune-learned"),
+        "{args:?}"
+    );
+    let reader = named(&docs, "Role", "pytune-learned-reader");
+    assert_eq!(
+        reader["rules"],
+        json!([{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["pytune-learned"], "verbs": ["get", "list", "watch"]}])
+    );
+    assert_eq!(
+        named(&docs, "ClusterRole", "pytune-owner-reader")["rules"],
+        json!([
+            {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get"]},
+            {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get"]}
+        ])
+    );
+    let account = named(&docs, "ServiceAccount", "pytune")["metadata"]["name"].clone();
+    for (kind, name) in [
+        ("RoleBinding", "pytune-learned-reader"),
+        ("ClusterRoleBinding", "pytune-owner-reader"),
+    ] {
+        let binding = named(&docs, kind, name);
+        assert_eq!(binding["roleRef"]["name"], name);
+        assert_eq!(binding["subjects"][0]["name"], account);
+    }
+
+    // The CronJob: its own account, writing only that ConfigMap, reading Pods and their owners.
+    let writer = named(&docs, "Role", "pytune-recommend-writer");
+    assert_eq!(
+        writer["rules"],
+        json!([{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["pytune-learned"], "verbs": ["get", "patch"]}])
+    );
+    let reader = named(&docs, "ClusterRole", "pytune-recommend-reader");
+    assert_eq!(
+        reader["rules"][0],
+        json!({"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]})
+    );
+    let binding = named(&docs, "ClusterRoleBinding", "pytune-recommend-reader");
+    assert_eq!(binding["subjects"][0]["name"], "pytune-recommend");
+    assert_eq!(
+        named(&docs, "RoleBinding", "pytune-recommend-writer")["subjects"][0]["name"],
+        "pytune-recommend"
+    );
+    let cron = find(&docs, "CronJob");
+    assert_eq!(cron["spec"]["concurrencyPolicy"], "Forbid");
+    let job = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(job["serviceAccountName"], "pytune-recommend");
+    let args: Vec<&str> = job["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    for expected in [
+        "recommend",
+        "--prometheus=http://prometheus-operated.monitoring:9090",
+        "--window=7d",
+        "--write-configmap=pytune-learned",
+        "--configmap-namespace=pytune-system",
+        "--all-namespaces",
+        "--policy=/etc/pytune/policy/policy.yaml",
+    ] {
+        assert!(args.contains(&expected), "{expected} missing from {args:?}");
+    }
+    // The flags parse as `pytune recommend` reads them.
+    let output = Command::new(env!("CARGO_BIN_EXE_pytune"))
+        .args(&args)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // Named namespaces: a RoleBinding in each instead of the cluster-wide binding, and the
+    // Prometheus token and CA mounted where the flags point.
+    let combo = learned_and_recommend(&[
+        "recommend.namespaces={shop,api}",
+        "recommend.prometheus.bearerTokenSecret.name=prometheus-token",
+        "recommend.prometheus.caConfigMap.name=prometheus-ca",
+    ]);
+    let docs = render(&sets(&combo));
+    assert!(
+        !docs.iter().any(|d| d["kind"] == "ClusterRoleBinding"
+            && d["metadata"]["name"] == "pytune-recommend-reader")
+    );
+    let bindings: Vec<&Value> = docs
+        .iter()
+        .filter(|d| {
+            d["kind"] == "RoleBinding" && d["metadata"]["name"] == "pytune-recommend-reader"
+        })
+        .map(|d| &d["metadata"]["namespace"])
+        .collect();
+    assert_eq!(bindings, [&json!("shop"), &json!("api")]);
+    let job = &find(&docs, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    let args = job["containers"][0]["args"].to_string();
+    for expected in [
+        "--namespace=shop",
+        "--namespace=api",
+        "--prometheus-token-file=/etc/pytune/prometheus-token/token",
+        "--prometheus-ca=/etc/pytune/prometheus-ca/ca.crt",
+    ] {
+        assert!(args.contains(expected), "{expected} missing from {args}");
+    }
+    assert!(!args.contains("--all-namespaces"), "{args}");
+    let volumes = job["volumes"].to_string();
+    assert!(
+        volumes.contains("\"secretName\":\"prometheus-token\"")
+            && volumes.contains("\"name\":\"prometheus-ca\""),
+        "{volumes}"
+    );
+
+    // Without a Prometheus URL the install fails and says what to set.
+    let err = helm_template(&["--set", "recommend.enabled=true"]).unwrap_err();
+    assert!(
+        err.contains("recommend.prometheus.url is required"),
+        "{err}"
     );
 }
 
@@ -798,6 +978,11 @@ fn bad_values_fail_with_the_schema_message() {
         (&["--set", "replicaCount=0"], "/replicaCount"),
         (&["--set", "policy.profile.web.cpu=1"], "/policy"),
         (&["--set", "scopes=cluster"], "scopes"),
+        (
+            &["--set", "recommend.prometheus.url=prometheus:9090"],
+            "/recommend/prometheus/url",
+        ),
+        (&["--set", "recommend.window=week"], "/recommend/window"),
     ];
     for (args, field) in cases {
         let err = helm_template(args).expect_err(&format!("{args:?} must fail"));

@@ -286,6 +286,7 @@ fn learned() -> impl Strategy<Value = BTreeMap<String, LearnedValues>> {
             memory_request: memory.map(str::to_string),
             memory_limit: limit.map(str::to_string),
             provenance: "learned from usage: test (7d window, generated 2026-11-20)".to_string(),
+            generated: "2026-11-20".to_string(),
         });
     prop::collection::btree_map(
         prop::sample::select(vec!["app", "web", "worker", "api"]).prop_map(str::to_string),

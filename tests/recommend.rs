@@ -593,6 +593,12 @@ fn check_applied(applied: &[(String, String, HashMap<String, String>, Value)]) {
     );
     assert_eq!(object["kind"], "ConfigMap");
     assert_eq!(object["metadata"]["name"], "learned-defaults");
+    // Only pytune's own label: the chart's ConfigMap carries Helm's managed-by, which a forced
+    // apply of another value would take over.
+    assert_eq!(
+        object["metadata"]["labels"],
+        json!({"pytune.io/learned-defaults": "true"})
+    );
     let text = object["data"]["learned.json"]
         .as_str()
         .expect("learned.json");

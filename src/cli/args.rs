@@ -304,6 +304,11 @@ pub struct ServeArgs {
     /// on Secrets; off by default.
     #[arg(long, env = "PYTUNE_RESOLVE_SECRETS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub resolve_secrets: bool,
+    /// Serve learned defaults (`pytune recommend --write-configmap`) from this ConfigMap,
+    /// NAMESPACE/NAME, watched. Needs `get`, `list` and `watch` on it, and `get` on ReplicaSets and
+    /// Jobs to find a Pod's workload; off by default.
+    #[arg(long, env = "PYTUNE_LEARNED_DEFAULTS", value_name = "NAMESPACE/NAME")]
+    pub learned_defaults: Option<crate::webhook::learned::LearnedSource>,
     /// Log format.
     #[arg(long, env = "PYTUNE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: crate::webhook::logging::LogFormat,

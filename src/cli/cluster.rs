@@ -9,7 +9,8 @@ use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::owners::{Owners, short};
+use super::owners::{pod_workload, resolver};
+use crate::cluster::short;
 use crate::core::engine::{self, Context, Decision, annotations};
 use crate::core::policy::Policy;
 
@@ -238,7 +239,7 @@ pub async fn scan(
     };
     let namespaces_api: Api<Namespace> = Api::all(client.clone());
     let mut scopes: HashMap<String, NamespaceScope> = HashMap::new();
-    let mut owners = Owners::new(client.clone());
+    let owners = resolver(client.clone());
     let mut findings: BTreeMap<(String, String), WorkloadFinding> = BTreeMap::new();
 
     for target in targets {
@@ -315,7 +316,7 @@ pub async fn scan(
                         continue;
                     }
                 };
-                let workload = owners.workload(&namespace, &pod, &mut report.errors).await;
+                let workload = pod_workload(&owners, &namespace, &pod, &mut report.errors).await;
                 let finding = findings
                     .entry((namespace.clone(), workload.clone()))
                     .or_insert_with(|| WorkloadFinding {

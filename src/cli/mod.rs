@@ -84,6 +84,7 @@ fn run_serve(args: args::ServeArgs) -> Result<ExitCode> {
     options.discover_kubernetes_version = args.discover_kubernetes_version;
     options.resolve_config_maps = args.resolve_config_maps;
     options.resolve_secrets = args.resolve_secrets;
+    options.learned_defaults = args.learned_defaults;
     options.max_body_bytes = args.max_body_bytes;
     options.reload_interval = args.reload_interval;
     options.limits.idle_timeout = args.idle_timeout;

@@ -1,104 +1,38 @@
-//! The workload a Pod belongs to, from its owner chain read through the API (ReplicaSet →
-//! Deployment, Job → CronJob), never from name patterns.
+//! The workload of a listed Pod, as the cluster audit and `recommend` name it (`Deployment/web`,
+//! or `Pod/name` for a Pod no one owns).
 
-use std::collections::HashMap;
+use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::batch::v1::Job;
-use kube::api::Api;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde_json::Value;
 
-/// Resolves Pod owners to the workload people manage, caching every lookup.
-pub(crate) struct Owners {
-    client: kube::Client,
-    cache: HashMap<(String, String, String), Option<String>>,
+use crate::cluster::owners::{self, OwnerResolver};
+
+/// A CLI run is short: its answers need not expire, and a cluster has fewer owners than this.
+pub(crate) fn resolver(client: kube::Client) -> OwnerResolver {
+    OwnerResolver::new(client, Duration::MAX, 1 << 20)
 }
 
-impl Owners {
-    pub(crate) fn new(client: kube::Client) -> Owners {
-        Owners {
-            client,
-            cache: HashMap::new(),
-        }
-    }
-
-    pub(crate) async fn workload(
-        &mut self,
-        namespace: &str,
-        pod: &Value,
-        errors: &mut Vec<String>,
-    ) -> String {
+/// `Kind/name` of the Pod's workload; a failed lookup goes to `errors` once per owner, and the
+/// owner then stands for the workload.
+pub(crate) async fn pod_workload(
+    resolver: &OwnerResolver,
+    namespace: &str,
+    pod: &Value,
+    errors: &mut Vec<String>,
+) -> String {
+    let references: Vec<OwnerReference> = pod
+        .pointer("/metadata/ownerReferences")
+        .and_then(|owners| serde_json::from_value(owners.clone()).ok())
+        .unwrap_or_default();
+    let Some(owner) = owners::controller(&references) else {
         let name = pod
             .pointer("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or("(unnamed)");
-        let owner = pod
-            .pointer("/metadata/ownerReferences")
-            .and_then(Value::as_array)
-            .and_then(|owners| {
-                owners
-                    .iter()
-                    .find(|o| o["controller"] == true)
-                    .or_else(|| owners.first())
-            });
-        let Some(owner) = owner else {
-            return format!("Pod/{name}");
-        };
-        let kind = owner["kind"].as_str().unwrap_or("Unknown").to_string();
-        let owner_name = owner["name"].as_str().unwrap_or("").to_string();
-        if kind != "ReplicaSet" && kind != "Job" {
-            return format!("{kind}/{owner_name}");
-        }
-        let key = (namespace.to_string(), kind.clone(), owner_name.clone());
-        if !self.cache.contains_key(&key) {
-            let parent = self.parent(namespace, &kind, &owner_name, errors).await;
-            self.cache.insert(key.clone(), parent);
-        }
-        match self.cache.get(&key).cloned().flatten() {
-            Some(parent) => parent,
-            None => format!("{kind}/{owner_name}"),
-        }
-    }
-
-    /// The controller of a ReplicaSet (a Deployment) or a Job (a CronJob), when it has one.
-    async fn parent(
-        &self,
-        namespace: &str,
-        kind: &str,
-        name: &str,
-        errors: &mut Vec<String>,
-    ) -> Option<String> {
-        let owners = if kind == "ReplicaSet" {
-            Api::<ReplicaSet>::namespaced(self.client.clone(), namespace)
-                .get(name)
-                .await
-                .map(|rs| rs.metadata.owner_references)
-        } else {
-            Api::<Job>::namespaced(self.client.clone(), namespace)
-                .get(name)
-                .await
-                .map(|job| job.metadata.owner_references)
-        };
-        match owners {
-            Ok(owners) => owners
-                .into_iter()
-                .flatten()
-                .find(|o| o.controller == Some(true))
-                .map(|o| format!("{}/{}", o.kind, o.name)),
-            Err(err) => {
-                errors.push(format!(
-                    "cannot read {kind} {namespace}/{name}: {}",
-                    short(&err)
-                ));
-                None
-            }
-        }
-    }
-}
-
-pub(crate) fn short(err: &kube::Error) -> String {
-    match err {
-        kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
-        other => other.to_string(),
-    }
+        return format!("Pod/{name}");
+    };
+    let resolved = resolver.workload(namespace, owner).await;
+    errors.extend(resolved.error);
+    resolved.workload.to_string()
 }

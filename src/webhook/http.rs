@@ -19,7 +19,9 @@ use axum_server::tls_rustls::RustlsConfig;
 
 use crate::core::engine::{Context, Mode};
 use crate::webhook::body;
-use crate::webhook::env_from::{self, EnvFromResolver};
+use crate::webhook::env_from::EnvFromResolver;
+use crate::webhook::learned::LearnedDefaults;
+use crate::webhook::lookups;
 use crate::webhook::metrics::{Metrics, mode_name};
 use crate::webhook::reload::PolicyStore;
 use crate::webhook::review::{self, Answer, Outcome, Verdict};
@@ -41,6 +43,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Looks up `envFrom` ConfigMaps and Secrets before planning, when enabled.
     pub env_from: Option<EnvFromResolver>,
+    /// Learned defaults of workloads (`--learned-defaults`), when enabled.
+    pub learned: Option<Arc<LearnedDefaults>>,
     /// False until the server serves, and again once it drains.
     pub ready: AtomicBool,
     /// A background task that stopped while serving, and why: the server is then not ready.
@@ -55,6 +59,7 @@ impl AppState {
             metrics,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             env_from: None,
+            learned: None,
             ready: AtomicBool::new(false),
             stopped_task: std::sync::Mutex::new(None),
         }
@@ -151,20 +156,7 @@ async fn handle(state: &AppState, mode: Mode, request: Request) -> Response {
         }
         Err(_) => return panicked(state, mode, &body),
     };
-    let mut context = None;
-    if let Some(resolver) = &state.env_from {
-        let names = parsed.env_from_names();
-        let some = !names.config_maps.is_empty() || !names.secrets.is_empty();
-        if let (Some(namespace), true) = (parsed.namespace(), some) {
-            let within = (deadline / 3).min(env_from::MAX_LOOKUP_TIME);
-            let keys = resolver.keys(namespace, &names, within).await;
-            context = Some(Context {
-                config_map_keys: keys.config_maps,
-                secret_keys: keys.secrets,
-                ..state.context.clone()
-            });
-        }
-    }
+    let context = lookups::context(state, &parsed, &policy, lookups::budget(deadline)).await;
     let context = context.as_ref().unwrap_or(&state.context);
     match catch_unwind(AssertUnwindSafe(|| {
         review::answer(parsed, &policy, context, mode)

@@ -46,6 +46,8 @@ struct ReloadLabels {
 pub enum ReloadKind {
     Tls,
     Policy,
+    /// The learned-defaults ConfigMap, read by its watch.
+    Learned,
 }
 
 impl ReloadKind {
@@ -53,6 +55,7 @@ impl ReloadKind {
         match self {
             ReloadKind::Tls => "tls",
             ReloadKind::Policy => "policy",
+            ReloadKind::Learned => "learned",
         }
     }
 }
@@ -80,6 +83,8 @@ pub struct Metrics {
     reloads: Family<ReloadLabels, Counter>,
     task_failures: Family<TaskLabels, Counter>,
     certificate_expiry: Gauge,
+    learned_workloads: Gauge,
+    learned_generated: Gauge,
 }
 
 impl Default for Metrics {
@@ -129,6 +134,18 @@ impl Metrics {
             "When the serving certificate expires, in seconds since the Unix epoch",
             certificate_expiry.clone(),
         );
+        let learned_workloads = Gauge::default();
+        registry.register(
+            "learned_workloads",
+            "Workloads in the learned-defaults document the webhook serves from (0 without one)",
+            learned_workloads.clone(),
+        );
+        let learned_generated = Gauge::default();
+        registry.register(
+            "learned_generated_timestamp_seconds",
+            "When the learned-defaults document was computed, in seconds since the Unix epoch (0 without one)",
+            learned_generated.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -137,6 +154,8 @@ impl Metrics {
             reloads,
             task_failures,
             certificate_expiry,
+            learned_workloads,
+            learned_generated,
         }
     }
 
@@ -191,6 +210,13 @@ impl Metrics {
         self.certificate_expiry.set(unix_seconds);
     }
 
+    /// The learned-defaults document served from: its workload count and when it was computed.
+    pub fn set_learned(&self, workloads: usize, generated_at: Option<i64>) {
+        self.learned_workloads
+            .set(i64::try_from(workloads).unwrap_or(i64::MAX));
+        self.learned_generated.set(generated_at.unwrap_or(0));
+    }
+
     /// The metrics in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut text = String::new();
@@ -226,6 +252,7 @@ mod tests {
         metrics.rejected(Mode::Enforce, "too_large");
         metrics.reload(ReloadKind::Policy, false);
         metrics.set_certificate_expiry(1_900_000_000);
+        metrics.set_learned(12, Some(1_790_000_000));
         let text = metrics.render();
         for expected in [
             r#"pytune_admission_requests_total{mode="audit",result="audited",dry_run="true"} 1"#,
@@ -233,6 +260,8 @@ mod tests {
             r#"pytune_changes_total{mode="audit",feature="env"} 3"#,
             r#"pytune_reloads_total{kind="policy",result="error"} 1"#,
             "pytune_certificate_expiry_timestamp_seconds 1900000000",
+            "pytune_learned_workloads 12",
+            "pytune_learned_generated_timestamp_seconds 1790000000",
             r#"pytune_admission_duration_seconds_count{mode="audit"} 1"#,
         ] {
             assert!(text.contains(expected), "missing {expected} in\n{text}");

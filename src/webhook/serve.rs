@@ -15,6 +15,7 @@ use crate::core::engine::{Context, KubeVersion};
 use crate::webhook::discovery;
 use crate::webhook::env_from::EnvFromResolver;
 use crate::webhook::http::{self, AppState, ConnectionLimits, RunningServer};
+use crate::webhook::learned::{LearnedDefaults, LearnedSource};
 use crate::webhook::metrics::Metrics;
 use crate::webhook::reload::{self, PolicyStore};
 use crate::webhook::selfsigned;
@@ -49,6 +50,12 @@ pub struct ServeOptions {
     pub resolve_secrets: bool,
     /// The resolver to use; built from the default client by [`run`] when either lookup is on.
     pub env_from: Option<EnvFromResolver>,
+    /// Serve learned defaults from this ConfigMap (`NAMESPACE/NAME`), read with the default
+    /// Kubernetes client; see [`crate::webhook::learned`].
+    pub learned_defaults: Option<LearnedSource>,
+    /// The learned defaults to use; built from the default client by [`run`] when
+    /// `learned_defaults` is set. Its watch starts with the server.
+    pub learned: Option<Arc<LearnedDefaults>>,
     pub max_body_bytes: usize,
     /// How often the certificate and policy files are checked for changes.
     pub reload_interval: Duration,
@@ -72,6 +79,8 @@ impl ServeOptions {
             resolve_config_maps: false,
             resolve_secrets: false,
             env_from: None,
+            learned_defaults: None,
+            learned: None,
             max_body_bytes: http::DEFAULT_MAX_BODY_BYTES,
             reload_interval: Duration::from_secs(10),
             limits: ConnectionLimits::default(),
@@ -89,6 +98,7 @@ pub struct Serving {
     admin: JoinHandle<Result<()>>,
     stop_admin: watch::Sender<bool>,
     reloader: tasks::Watched,
+    learned_watch: Option<tasks::Watched>,
     shutdown_grace: Duration,
     shutdown_delay: Duration,
     /// Set with `--self-signed`: the CA clients should trust.
@@ -116,6 +126,9 @@ impl Serving {
         tokio::time::sleep(self.shutdown_delay).await;
         let drained = self.webhook.shutdown(self.shutdown_grace).await;
         self.reloader.abort();
+        if let Some(watch) = &self.learned_watch {
+            watch.abort();
+        }
         let _ = self.stop_admin.send(true);
         let admin = self.admin.await.context("the admin task failed");
         drained?;
@@ -154,7 +167,16 @@ pub fn start(options: ServeOptions) -> Result<Serving> {
     let mut state = AppState::new(policy.clone(), context, metrics.clone());
     state.max_body_bytes = options.max_body_bytes;
     state.env_from = options.env_from.clone();
+    state.learned = options.learned.clone();
     let state = Arc::new(state);
+    let learned_watch = options.learned.as_ref().map(|learned| {
+        tracing::info!(configmap = %learned.source(), "learned defaults are watched");
+        tasks::watch(
+            "learned-defaults",
+            learned.spawn_watch(metrics.clone()),
+            state.clone(),
+        )
+    });
 
     let webhook_listener = http::bind(options.listen)?;
     let admin_listener = http::bind(options.admin_listen)?;
@@ -174,7 +196,7 @@ pub fn start(options: ServeOptions) -> Result<Serving> {
         reload::spawn(
             certs.clone(),
             policy.clone(),
-            metrics,
+            metrics.clone(),
             options.reload_interval,
         ),
         state.clone(),
@@ -195,6 +217,7 @@ pub fn start(options: ServeOptions) -> Result<Serving> {
         admin,
         stop_admin,
         reloader,
+        learned_watch,
         shutdown_grace: options.shutdown_grace,
         shutdown_delay: options.shutdown_delay,
         local_tls,
@@ -235,6 +258,16 @@ pub async fn run(mut options: ServeOptions) -> Result<()> {
             Err(err) => tracing::warn!(
                 error = %err,
                 "no Kubernetes client for --resolve-config-maps/--resolve-secrets; envFrom sources count as unknown"
+            ),
+        }
+    }
+    if let (Some(source), None) = (&options.learned_defaults, &options.learned) {
+        match kube::Client::try_default().await {
+            Ok(client) => options.learned = Some(LearnedDefaults::new(client, source.clone())),
+            Err(err) => tracing::warn!(
+                error = %err,
+                configmap = %source,
+                "no Kubernetes client for --learned-defaults; profile defaults apply"
             ),
         }
     }

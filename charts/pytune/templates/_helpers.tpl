@@ -40,6 +40,16 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 {{- end -}}
 
+{{/* Whether the server calls the Kubernetes API at all (and so needs its token). */}}
+{{- define "pytune.callsTheApi" -}}
+{{- or .Values.resolveConfigMaps .Values.resolveSecrets .Values.learnedDefaults.enabled -}}
+{{- end -}}
+
+{{/* The ConfigMap of learned defaults, in the release namespace. */}}
+{{- define "pytune.learnedConfigMapName" -}}
+{{- default (printf "%s-learned" (include "pytune.fullname" .)) .Values.learnedDefaults.configMapName -}}
+{{- end -}}
+
 {{- define "pytune.image" -}}
 {{- $tag := default .Chart.AppVersion .Values.image.tag -}}
 {{- if .Values.image.digest -}}

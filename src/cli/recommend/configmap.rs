@@ -7,7 +7,7 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
 use super::Report;
-use crate::cli::owners::short;
+use crate::cluster::short;
 use crate::core::learned::{self, CONFIGMAP_KEY, MAX_DOCUMENT_BYTES};
 
 /// The field manager of the apply: the fields pytune owns in the ConfigMap.
@@ -55,7 +55,9 @@ pub async fn write(
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "labels": {"app.kubernetes.io/managed-by": "pytune"},
+            // Not app.kubernetes.io/managed-by: the chart creates this ConfigMap with Helm's
+            // value there, and a forced apply would take it over and break `helm upgrade`.
+            "labels": {"pytune.io/learned-defaults": "true"},
         },
         "data": {CONFIGMAP_KEY: bounded.json},
     });

@@ -14,8 +14,9 @@ use kube::api::{Api, ListParams};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::owners::{Owners, short};
+use super::owners::{pod_workload, resolver};
 use super::{args, cluster_audit, load_policy, write_stdout};
+use crate::cluster::short;
 use crate::core::engine::Context;
 use crate::core::policy::Policy;
 use crate::core::recommend::{self, Settings, WorkloadRecommendation, WorkloadUsage};
@@ -60,7 +61,7 @@ async fn workloads(
     } else {
         scope.namespaces.iter().map(Some).collect()
     };
-    let mut owners = Owners::new(client.clone());
+    let owners = resolver(client.clone());
     let mut grouped = Workloads::new();
     for target in targets {
         let api: Api<Pod> = match target {
@@ -91,7 +92,7 @@ async fn workloads(
                     map.insert("apiVersion".into(), Value::from("v1"));
                     map.insert("kind".into(), Value::from("Pod"));
                 }
-                let workload = owners.workload(&namespace, &pod, errors).await;
+                let workload = pod_workload(&owners, &namespace, &pod, errors).await;
                 grouped.entry((namespace, workload)).or_default().push(pod);
             }
             token = page.metadata.continue_.filter(|t| !t.is_empty());

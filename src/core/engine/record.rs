@@ -5,7 +5,8 @@
 //! (a Pod with 200 containers would pass the API server's 256 KiB limit on annotations and be
 //! rejected). The record names the fields, one line per container, and `pytune explain` gives the
 //! reasons from the same engine. A container's line names the catalog entry it matched in
-//! brackets. Over its budget it falls back to counts per feature, then to one
+//! brackets, and `learned:DATE` there when values came from learned defaults, which only the
+//! webhook has. Over its budget it falls back to counts per feature, then to one
 //! line of totals.
 //!
 //! ```text
@@ -47,10 +48,11 @@ impl Detail {
 }
 
 /// The record of `changes` (pytune's own record changes are left out) at one level of detail;
-/// `apps` names the catalog entry of each container that matched one.
-pub fn render(changes: &[Change], detail: Detail, apps: &[(String, String)]) -> String {
+/// `labels` gives the bracket after a container's name: the catalog entry it matched, and
+/// `learned:DATE` when its workload's learned defaults were used.
+pub fn render(changes: &[Change], detail: Detail, labels: &[(String, String)]) -> String {
     let owners = by_owner(changes);
-    let label = |owner: &str| match apps.iter().find(|(name, _)| name == owner) {
+    let label = |owner: &str| match labels.iter().find(|(name, _)| name == owner) {
         Some((_, entry)) => format!("{owner}[{entry}]"),
         None => owner.to_string(),
     };
@@ -145,10 +147,10 @@ fn feature_counts(changes: &[&Change]) -> String {
 /// The record to write: the earlier one (if the Pod came with one) followed by this one, at the
 /// most detail that fits in [`RECORD_BUDGET`]. When even totals do not fit beside the earlier
 /// record, the earlier record is dropped.
-pub fn compose(earlier: Option<&str>, changes: &[Change], apps: &[(String, String)]) -> String {
+pub fn compose(earlier: Option<&str>, changes: &[Change], labels: &[(String, String)]) -> String {
     let earlier = earlier.map(str::trim).filter(|text| !text.is_empty());
     for detail in Detail::ALL {
-        let text = render(changes, detail, apps);
+        let text = render(changes, detail, labels);
         let text = match earlier {
             Some(earlier) => format!("{earlier}\n{text}"),
             None => text,
@@ -157,7 +159,7 @@ pub fn compose(earlier: Option<&str>, changes: &[Change], apps: &[(String, Strin
             return text;
         }
     }
-    render(changes, Detail::Totals, apps)
+    render(changes, Detail::Totals, labels)
 }
 
 /// What a record says pytune added.

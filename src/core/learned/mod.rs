@@ -65,6 +65,8 @@ pub struct LearnedValues {
     /// `learned from usage: <reason> (<window> window, generated <date>)`, the reason each change
     /// made from these values carries.
     pub provenance: String,
+    /// The day the values were computed (`2026-11-20`), for the record on the Pod.
+    pub generated: String,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -120,6 +122,20 @@ impl LearnedDocument {
         Ok(document)
     }
 
+    /// Whether the document is no older than `max_age_seconds` at `now` (Unix seconds). One from
+    /// the future (clock skew) counts as fresh.
+    pub fn is_fresh(&self, now: i64, max_age_seconds: u64) -> bool {
+        parse_rfc3339(&self.generated_at).is_some_and(|generated| {
+            u64::try_from(now.saturating_sub(generated)).map_or(true, |age| age <= max_age_seconds)
+        })
+    }
+
+    /// Whether any workload of `namespace` has learned values: without one, a Pod there needs no
+    /// owner lookup.
+    pub fn has_namespace(&self, namespace: &str) -> bool {
+        self.workloads.iter().any(|w| w.namespace == namespace)
+    }
+
     /// The learned values of one container of one workload, when the document has them and is
     /// no older than `max_age_seconds` at `now` (Unix seconds). A stale document yields nothing:
     /// the workload may have changed since, and the profile defaults are the safer start.
@@ -132,10 +148,7 @@ impl LearnedDocument {
         now: i64,
         max_age_seconds: u64,
     ) -> Option<LearnedValues> {
-        let generated = parse_rfc3339(&self.generated_at)?;
-        let age = now.saturating_sub(generated);
-        // A document from the future (clock skew) is taken as fresh.
-        if u64::try_from(age).is_ok_and(|age| age > max_age_seconds) {
+        if !self.is_fresh(now, max_age_seconds) {
             return None;
         }
         let entry = self
@@ -155,6 +168,7 @@ impl LearnedDocument {
                 "learned from usage: {} ({} window, generated {date})",
                 entry.reason, self.window
             ),
+            generated: date.to_string(),
         })
     }
 }

@@ -130,7 +130,11 @@ fn the_document_parses_back_and_looks_up_fresh_values_only() {
         "{}",
         found.provenance
     );
+    assert!(parsed.is_fresh(generated + 14 * day, 14 * DAY));
+    assert!(parsed.is_fresh(generated - day, 14 * DAY), "clock skew");
+    assert!(parsed.has_namespace("shop") && !parsed.has_namespace("other"));
     let stale = generated + 15 * day;
+    assert!(!parsed.is_fresh(stale, 14 * DAY));
     assert_eq!(
         parsed.learned_for("shop", "Deployment", "web", "app", stale, 14 * DAY),
         None

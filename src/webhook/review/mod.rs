@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::core::admission::Operation;
 use thiserror::Error;
 
@@ -165,6 +166,27 @@ impl Parsed {
 
     pub fn namespace(&self) -> Option<&str> {
         self.record.namespace.as_deref()
+    }
+
+    /// The owners of a selected Pod CREATE (empty for anything else).
+    pub fn owner_references(&self) -> &[OwnerReference] {
+        match &self.subject {
+            Subject::Pod(pod) => pod.metadata.owner_references.as_deref().unwrap_or_default(),
+            _ => &[],
+        }
+    }
+
+    /// The container names of a selected Pod CREATE (empty for anything else).
+    pub fn container_names(&self) -> Vec<&str> {
+        match &self.subject {
+            Subject::Pod(pod) => pod
+                .spec
+                .iter()
+                .flat_map(|spec| &spec.containers)
+                .map(|container| container.name.as_str())
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// The ConfigMaps and Secrets the containers of a selected Pod CREATE take variables from

@@ -7,6 +7,38 @@ use crate::core::engine::directives::annotations;
 use crate::core::engine::record::{self, Detail, TOTAL_ANNOTATIONS_LIMIT};
 use crate::core::engine::{Feature, PatchValue, Planner, Warning};
 
+/// The bracket after each container's name in the record: the catalog entry it matched, and
+/// `learned:DATE` when a value came from its workload's learned defaults (only the webhook knows
+/// those, so `pytune explain` could not tell otherwise).
+fn labels(planner: &Planner) -> Vec<(String, String)> {
+    let learned = |container: &str| {
+        let values = planner.ctx.learned.get(container)?;
+        planner
+            .changes
+            .iter()
+            .any(|c| {
+                c.container.as_deref() == Some(container) && c.reason.contains(&values.provenance)
+            })
+            .then(|| format!("learned:{}", values.generated))
+    };
+    let mut labels: Vec<(String, String)> = planner
+        .apps
+        .iter()
+        .map(|(container, entry)| match learned(container) {
+            Some(learned) => (container.clone(), format!("{entry},{learned}")),
+            None => (container.clone(), entry.clone()),
+        })
+        .collect();
+    for container in planner.ctx.learned.keys() {
+        if !labels.iter().any(|(name, _)| name == container)
+            && let Some(learned) = learned(container)
+        {
+            labels.push((container.clone(), learned));
+        }
+    }
+    labels
+}
+
 pub fn plan(pod: &Pod, planner: &mut Planner) {
     if planner.changes.is_empty() {
         return;
@@ -26,11 +58,14 @@ pub fn plan(pod: &Pod, planner: &mut Planner) {
     let revision_size = annotations::POLICY_REVISION.len() + revision.len();
     let room = TOTAL_ANNOTATIONS_LIMIT.saturating_sub(others);
 
-    let apps = &planner.apps;
-    let full = record::compose(earlier, &planner.changes, apps);
-    let injected = [full, record::render(&planner.changes, Detail::Totals, apps)]
-        .into_iter()
-        .find(|text| annotations::INJECTED.len() + text.len() + revision_size <= room);
+    let labels = labels(planner);
+    let full = record::compose(earlier, &planner.changes, &labels);
+    let injected = [
+        full,
+        record::render(&planner.changes, Detail::Totals, &labels),
+    ]
+    .into_iter()
+    .find(|text| annotations::INJECTED.len() + text.len() + revision_size <= room);
     let count = planner.changes.len();
     match injected {
         Some(text) => {

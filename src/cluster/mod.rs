@@ -1,0 +1,12 @@
+//! Reads from the Kubernetes API that the webhook and the CLI share: the workload a Pod belongs
+//! to. Each lookup is bounded and cached; what cannot be read is reported, never guessed.
+
+pub mod owners;
+
+/// A kube error in a line: the API's message and code, without the request around it.
+pub fn short(err: &kube::Error) -> String {
+    match err {
+        kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
+        other => other.to_string(),
+    }
+}
