@@ -387,4 +387,20 @@ mod tests {
         let err = serve(&["--reload-interval", "0s"]).expect_err("invalid");
         assert!(err.contains("longer than zero"), "{err}");
     }
+
+    #[test]
+    fn learned_defaults_name_a_config_map_by_namespace_and_name() {
+        assert_eq!(serve(&[]).expect("valid").learned_defaults, None);
+        let args = serve(&["--learned-defaults", "pytune-system/pytune-learned"]).expect("valid");
+        let source = args.learned_defaults.expect("set");
+        assert_eq!(
+            (source.namespace.as_str(), source.name.as_str()),
+            ("pytune-system", "pytune-learned")
+        );
+        let err = serve(&["--learned-defaults", "pytune-learned"]).expect_err("invalid");
+        assert!(
+            err.contains("--learned-defaults") && err.contains("NAMESPACE/NAME"),
+            "{err}"
+        );
+    }
 }
