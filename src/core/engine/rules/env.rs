@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::EnvVar;
 
 use super::resources::SizingBase;
 use super::sizing::WorkerPlan;
+use crate::core::catalog::ServerKind;
 use crate::core::detect::{Libc, Server};
 use crate::core::engine::{Feature, PatchValue, Planner, Target, Warning, WorkloadProfile};
 use crate::core::quantity;
@@ -312,6 +313,11 @@ fn computed(
     let server = target.info.detection.server;
     let mut out = Vec::new();
 
+    let version = target
+        .launch
+        .python_version()
+        .or_else(|| python_version_of_image(target.container.image.as_deref().unwrap_or("")));
+    let reads_cpu_count = matches!(version, Some((3, minor)) if minor >= 13);
     if policy.env.web_concurrency {
         match workers {
             WorkerPlan::Set {
@@ -321,11 +327,34 @@ fn computed(
             } if !defined.contains(knob) => {
                 out.push((knob.clone(), count.to_string(), reason.clone()));
             }
-            WorkerPlan::NotSized(why) => planner.note(
-                Some(target.name()),
-                Feature::Env,
-                format!("no worker count set: {why}"),
-            ),
+            WorkerPlan::NotSized(why) => {
+                // Celery's default pool is billiard's cpu_count(), i.e. os.cpu_count(), which
+                // CPython 3.13+ takes from PYTHON_CPU_COUNT.
+                let celery = server == Server::CeleryWorker
+                    || target.launch.entry.as_ref().and_then(|e| e.server)
+                        == Some(ServerKind::CeleryWorker);
+                let bounded = match (celery, base.cpu_millis) {
+                    (true, Some(millis))
+                        if reads_cpu_count
+                            && policy.env.python_cpu_count
+                            && target.info.detection.flags.concurrency.is_none()
+                            && !target.info.detection.flags.autoscale =>
+                    {
+                        let cpus = target
+                            .env_count("PYTHON_CPU_COUNT")
+                            .unwrap_or(quantity::whole_cpus(millis));
+                        format!(
+                            "; here PYTHON_CPU_COUNT={cpus} (read by Python 3.13+) bounds that default to {cpus}"
+                        )
+                    }
+                    _ => String::new(),
+                };
+                planner.note(
+                    Some(target.name()),
+                    Feature::Env,
+                    format!("no worker count set: {why}{bounded}"),
+                )
+            }
             _ => {}
         }
     }
@@ -338,10 +367,6 @@ fn computed(
         return out;
     };
     let cpus = quantity::whole_cpus(millis);
-    let version = target
-        .launch
-        .python_version()
-        .or_else(|| python_version_of_image(target.container.image.as_deref().unwrap_or("")));
     match version {
         _ if !policy.env.python_cpu_count => {}
         Some((3, minor)) if minor >= 13 => out.push((
