@@ -4,12 +4,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::Api;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::owners::{pod_workload, resolver};
+use crate::cluster::pods::{ListedPod, PodPages};
 use crate::cluster::short;
 use crate::core::engine::{self, Context, Decision, annotations};
 use crate::core::policy::Policy;
@@ -231,120 +232,97 @@ pub async fn scan(
         ..ClusterReport::default()
     };
     let selector = format!("{}={}", policy.selector.label, policy.selector.value);
-    let resource = ApiResource::erase::<Pod>(&());
-    let targets: Vec<Option<String>> = if options.namespaces.is_empty() {
-        vec![None]
-    } else {
-        options.namespaces.iter().cloned().map(Some).collect()
-    };
     let namespaces_api: Api<Namespace> = Api::all(client.clone());
     let mut scopes: HashMap<String, NamespaceScope> = HashMap::new();
     let owners = resolver(client.clone());
     let mut findings: BTreeMap<(String, String), WorkloadFinding> = BTreeMap::new();
-
-    for target in targets {
-        let api: Api<DynamicObject> = match &target {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-            None => Api::all_with(client.clone(), &resource),
-        };
-        let mut token: Option<String> = None;
-        let mut pages = 0;
-        loop {
-            let mut params = ListParams::default()
-                .labels(&selector)
-                .limit(options.page_size);
-            if let Some(token) = &token {
-                params = params.continue_token(token);
+    let mut listing = PodPages::new(
+        client.clone(),
+        &options.namespaces,
+        selector,
+        options.page_size,
+    );
+    let mut pages = 0;
+    while let Some(page) = listing.next().await {
+        let listed = match page {
+            Ok(listed) => listed,
+            Err(err) => {
+                report.errors.push(err);
+                continue;
             }
-            let page = match api.list(&params).await {
-                Ok(page) => page,
-                Err(err) => {
-                    let place = target
-                        .as_deref()
-                        .map_or("all namespaces".to_string(), |ns| format!("namespace {ns}"));
-                    report
-                        .errors
-                        .push(format!("cannot list Pods in {place}: {}", short(&err)));
-                    break;
-                }
-            };
-            pages += 1;
-            for item in page.items {
-                report.pods_scanned += 1;
-                let mut pod = serde_json::to_value(&item).unwrap_or(Value::Null);
-                if let Value::Object(map) = &mut pod {
-                    map.insert("apiVersion".into(), Value::from("v1"));
-                    map.insert("kind".into(), Value::from("Pod"));
-                }
-                let namespace = item.metadata.namespace.clone().unwrap_or_default();
-                if !scopes.contains_key(&namespace) {
-                    // In cluster scope, system namespaces and pytune's own are never served,
-                    // whatever their labels: no need to read them.
-                    let by_name =
-                        namespace_scope(options.scope, &namespace, None, &options.own_namespace);
-                    let decided = options.scope == Scope::Cluster
-                        && matches!(by_name, NamespaceScope::NotServed(_));
-                    let scope = if decided {
-                        by_name
-                    } else {
-                        match namespaces_api.get(&namespace).await {
-                            Ok(ns) => namespace_scope(
-                                options.scope,
-                                &namespace,
-                                ns.metadata.labels.as_ref(),
-                                &options.own_namespace,
-                            ),
-                            Err(err) => {
-                                report.errors.push(format!(
-                                    "cannot read namespace {namespace} (scope assumed served): {}",
-                                    short(&err)
-                                ));
-                                NamespaceScope::Served
-                            }
+        };
+        pages += 1;
+        for ListedPod {
+            namespace,
+            object: pod,
+        } in listed
+        {
+            report.pods_scanned += 1;
+            if !scopes.contains_key(&namespace) {
+                // In cluster scope, system namespaces and pytune's own are never served,
+                // whatever their labels: no need to read them.
+                let by_name =
+                    namespace_scope(options.scope, &namespace, None, &options.own_namespace);
+                let decided = options.scope == Scope::Cluster
+                    && matches!(by_name, NamespaceScope::NotServed(_));
+                let scope = if decided {
+                    by_name
+                } else {
+                    match namespaces_api.get(&namespace).await {
+                        Ok(ns) => namespace_scope(
+                            options.scope,
+                            &namespace,
+                            ns.metadata.labels.as_ref(),
+                            &options.own_namespace,
+                        ),
+                        Err(err) => {
+                            report.errors.push(format!(
+                                "cannot read namespace {namespace} (scope assumed served): {}",
+                                short(&err)
+                            ));
+                            NamespaceScope::Served
                         }
-                    };
-                    scopes.insert(namespace.clone(), scope);
-                }
-                let scope = &scopes[&namespace];
-                let (class, changes, reason) = match classify(&pod, scope, policy, ctx) {
-                    Ok(found) => found,
-                    Err(err) => {
-                        report.errors.push(format!(
-                            "Pod {namespace}/{}: {err}",
-                            item.metadata.name.as_deref().unwrap_or("(unnamed)")
-                        ));
-                        continue;
                     }
                 };
-                let workload = pod_workload(&owners, &namespace, &pod, &mut report.errors).await;
-                let finding = findings
-                    .entry((namespace.clone(), workload.clone()))
-                    .or_insert_with(|| WorkloadFinding {
-                        namespace: namespace.clone(),
-                        workload: workload.clone(),
-                        pods: BTreeMap::new(),
-                        would_change: 0,
-                        reason: None,
-                        fix: None,
-                    });
-                *finding.pods.entry(class.name()).or_insert(0) += 1;
-                finding.would_change += changes;
-                if finding.reason.is_none() {
-                    finding.reason = reason;
-                }
-                if matches!(class, Class::Missed | Class::Stale) && finding.fix.is_none() {
-                    finding.fix = fix_for(&namespace, &workload);
-                }
+                scopes.insert(namespace.clone(), scope);
             }
-            token = page.metadata.continue_.filter(|t| !t.is_empty());
-            if token.is_none() {
-                break;
+            let scope = &scopes[&namespace];
+            let (class, changes, reason) = match classify(&pod, scope, policy, ctx) {
+                Ok(found) => found,
+                Err(err) => {
+                    report.errors.push(format!(
+                        "Pod {namespace}/{}: {err}",
+                        pod.pointer("/metadata/name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("(unnamed)")
+                    ));
+                    continue;
+                }
+            };
+            let workload = pod_workload(&owners, &namespace, &pod, &mut report.errors).await;
+            let finding = findings
+                .entry((namespace.clone(), workload.clone()))
+                .or_insert_with(|| WorkloadFinding {
+                    namespace: namespace.clone(),
+                    workload: workload.clone(),
+                    pods: BTreeMap::new(),
+                    would_change: 0,
+                    reason: None,
+                    fix: None,
+                });
+            *finding.pods.entry(class.name()).or_insert(0) += 1;
+            finding.would_change += changes;
+            if finding.reason.is_none() {
+                finding.reason = reason;
             }
-            progress(&format!(
-                "pytune: scanned {} Pod(s) in {pages} page(s)…",
-                report.pods_scanned
-            ));
+            if matches!(class, Class::Missed | Class::Stale) && finding.fix.is_none() {
+                finding.fix = fix_for(&namespace, &workload);
+            }
         }
+        progress(&format!(
+            "pytune: scanned {} Pod(s) in {pages} page(s)…",
+            report.pods_scanned
+        ));
     }
     report.workloads = findings.into_values().collect();
     report

@@ -9,14 +9,12 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::owners::{pod_workload, resolver};
 use super::{args, cluster_audit, load_policy, write_stdout};
-use crate::cluster::short;
+use crate::cluster::pods::{ListedPod, PodPages};
 use crate::core::engine::Context;
 use crate::core::policy::Policy;
 use crate::core::recommend::{self, Settings, WorkloadRecommendation, WorkloadUsage};
@@ -56,49 +54,23 @@ async fn workloads(
     errors: &mut Vec<String>,
 ) -> Workloads {
     let selector = format!("{}={}", policy.selector.label, policy.selector.value);
-    let targets: Vec<Option<&String>> = if scope.namespaces.is_empty() {
-        vec![None]
-    } else {
-        scope.namespaces.iter().map(Some).collect()
-    };
     let owners = resolver(client.clone());
     let mut grouped = Workloads::new();
-    for target in targets {
-        let api: Api<Pod> = match target {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
+    let mut pages = PodPages::new(client.clone(), &scope.namespaces, selector, scope.page_size);
+    while let Some(page) = pages.next().await {
+        let pods = match page {
+            Ok(pods) => pods,
+            Err(err) => {
+                errors.push(err);
+                continue;
+            }
         };
-        let mut token: Option<String> = None;
-        loop {
-            let mut params = ListParams::default()
-                .labels(&selector)
-                .limit(scope.page_size);
-            if let Some(token) = &token {
-                params = params.continue_token(token);
-            }
-            let page = match api.list(&params).await {
-                Ok(page) => page,
-                Err(err) => {
-                    let place =
-                        target.map_or("all namespaces".to_string(), |ns| format!("namespace {ns}"));
-                    errors.push(format!("cannot list Pods in {place}: {}", short(&err)));
-                    break;
-                }
-            };
-            for item in page.items {
-                let namespace = item.metadata.namespace.clone().unwrap_or_default();
-                let mut pod = serde_json::to_value(&item).unwrap_or(Value::Null);
-                if let Value::Object(map) = &mut pod {
-                    map.insert("apiVersion".into(), Value::from("v1"));
-                    map.insert("kind".into(), Value::from("Pod"));
-                }
-                let workload = pod_workload(&owners, &namespace, &pod, errors).await;
-                grouped.entry((namespace, workload)).or_default().push(pod);
-            }
-            token = page.metadata.continue_.filter(|t| !t.is_empty());
-            if token.is_none() {
-                break;
-            }
+        for ListedPod { namespace, object } in pods {
+            let workload = pod_workload(&owners, &namespace, &object, errors).await;
+            grouped
+                .entry((namespace, workload))
+                .or_default()
+                .push(object);
         }
     }
     grouped
