@@ -4,6 +4,9 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+mod common;
+use common::pytune_within;
+
 use serde_json::Value;
 
 fn pytune(args: &[&str], stdin: Option<&str>) -> Output {
@@ -384,30 +387,6 @@ fn directives_stay_with_their_document() {
     );
 }
 
-/// Runs pytune over `args`, killing it if it takes longer than a few seconds.
-fn pytune_within(args: &[&str], seconds: u64) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pytune"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("PYTUNE_POLICY")
-        .env_remove("PYTUNE_KUBERNETES_VERSION")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("pytune runs");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
-    while child.try_wait().expect("wait").is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("pytune {args:?} still running after {seconds}s");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("pytune exits")
-}
-
 #[test]
 fn symlink_loops_are_read_once_and_reported() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -417,7 +396,7 @@ fn symlink_loops_are_read_once_and_reported() {
     std::os::unix::fs::symlink(".", root.join("self")).expect("symlink");
     std::os::unix::fs::symlink("..", root.join("sub/up")).expect("symlink");
     let root_arg = root.to_str().expect("utf-8 temp path");
-    let output = pytune_within(&["mutate", root_arg], 20);
+    let output = pytune_within(&["mutate", root_arg], "", 20);
     let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
     assert!(output.status.success(), "stderr: {stderr}");
     assert_eq!(documents(&stdout).len(), 1, "stderr: {stderr}");

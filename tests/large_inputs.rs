@@ -1,45 +1,10 @@
 //! Inputs at the edges of size: a List as large as real clusters hold goes through whole, while
 //! alias bombs and absurd nesting are refused by name, quickly, without losing their neighbours.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
 use serde_json::Value;
 
-/// Runs pytune with `stdin`, killing it (and failing) if it takes longer than `seconds`.
-fn pytune_within(args: &[&str], stdin: &str, seconds: u64) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pytune"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("PYTUNE_POLICY")
-        .env_remove("PYTUNE_KUBERNETES_VERSION")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("pytune runs");
-    let mut input = child.stdin.take().expect("stdin");
-    let text = stdin.to_string();
-    // A separate writer: pytune reads all of stdin before it writes, but a pipe holds only 64 KiB.
-    let writer = std::thread::spawn(move || input.write_all(text.as_bytes()));
-    let stdout = child.stdout.take().expect("stdout");
-    let reader = std::thread::spawn(move || std::io::read_to_string(stdout));
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("pytune {args:?} still running after {seconds}s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    writer.join().expect("writer").expect("write stdin");
-    let stdout = reader.join().expect("reader").expect("read stdout");
-    let mut output = child.wait_with_output().expect("pytune exits");
-    output.stdout = stdout.into_bytes();
-    output
-}
+mod common;
+use common::pytune_within;
 
 /// A Pod as a Deployment's ReplicaSet would create it: about 2 KB of YAML, 200 nodes.
 fn realistic_pod(i: usize) -> String {

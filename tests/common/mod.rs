@@ -401,3 +401,56 @@ pub fn kube_client(addr: SocketAddr, authority: &Authority) -> kube::Client {
     config.root_cert = Some(vec![ca.as_ref().to_vec()]);
     kube::Client::try_from(config).expect("client")
 }
+
+/// Runs the pytune binary over `args` with `stdin`, from the repository root and without the
+/// environment's policy or version, and fails the test if it takes longer than `seconds`.
+pub fn pytune_within(args: &[&str], stdin: &str, seconds: u64) -> std::process::Output {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pytune"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("PYTUNE_POLICY")
+        .env_remove("PYTUNE_KUBERNETES_VERSION")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pytune runs");
+    let mut input = child.stdin.take().expect("stdin");
+    let text = stdin.to_string();
+    // Separate writer and readers: a pipe holds only 64 KiB, and pytune reads all of stdin
+    // before it writes.
+    let writer = std::thread::spawn(move || input.write_all(text.as_bytes()));
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    let out = std::thread::spawn(move || std::io::read_to_string(stdout));
+    let err = std::thread::spawn(move || std::io::read_to_string(stderr));
+    let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("pytune {args:?} still running after {seconds}s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // A program that exits without reading all of stdin closes the pipe: not a failure here.
+    let _ = writer.join().expect("writer");
+    std::process::Output {
+        status,
+        stdout: out
+            .join()
+            .expect("reader")
+            .expect("read stdout")
+            .into_bytes(),
+        stderr: err
+            .join()
+            .expect("reader")
+            .expect("read stderr")
+            .into_bytes(),
+    }
+}
