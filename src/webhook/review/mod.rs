@@ -113,8 +113,13 @@ impl Record {
         }
     }
 
+    /// The values added to the Pod; pytune's own record annotations are not counted.
     pub fn change_count(&self) -> usize {
-        self.changes.values().sum()
+        self.changes
+            .iter()
+            .filter(|(feature, _)| **feature != Feature::Record)
+            .map(|(_, count)| count)
+            .sum()
     }
 }
 
