@@ -68,7 +68,7 @@ fn enforce_patches_a_labeled_pod_as_the_engine_plans() {
     let values = plan
         .changes
         .iter()
-        .filter(|c| c.feature != engine::Feature::Record)
+        .filter(|c| c.feature != Feature::Record)
         .count();
     assert!(values > 0);
     assert_eq!(outcome.record.change_count(), values);
