@@ -1437,13 +1437,14 @@ fn notes_tell_how_to_opt_in_and_see_what_pytune_did() {
 /// "Metrics"), cAdvisor's and kube-state-metrics' that `pytune recommend` reads (docs/recommend.md),
 /// kube-state-metrics' Pod labels and owners, the API server's admission webhook counters
 /// (k8s.io/apiserver pkg/admission/metrics) and Prometheus's `up`.
-const KNOWN_METRICS: [&str; 19] = [
+const KNOWN_METRICS: [&str; 20] = [
     "pytune_admission_requests_total",
     "pytune_admission_duration_seconds_bucket",
     "pytune_changes_total",
     "pytune_reloads_total",
     "pytune_task_failures_total",
     "pytune_certificate_expiry_timestamp_seconds",
+    "pytune_learned_generated_timestamp_seconds",
     "container_cpu_usage_seconds_total",
     "container_memory_working_set_bytes",
     "container_cpu_cfs_periods_total",
@@ -1912,6 +1913,7 @@ fn prometheus_rule_alerts_are_documented_and_configurable() {
             "PytuneCertificateExpiring",
             "PytuneReloadFailing",
             "PytuneTaskFailed",
+            "PytuneLearnedDefaultsStale",
             "PytuneHighLatency",
         ]
     );
