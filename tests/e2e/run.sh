@@ -89,8 +89,10 @@ start_local() {
     [[ $host =~ $ip_re ]] || san="DNS:$host"
     certs/make-certs -a "$san" "$work/certs" >/dev/null 2>"$work/make-certs.log" ||
         die "certs/make-certs failed: $(cat "$work/make-certs.log")"
+    # Learned defaults from a ConfigMap of this run, read with the kubeconfig's credentials.
     "$bin" serve --listen "$host:$port" --admin-listen "127.0.0.1:${PYTUNE_E2E_ADMIN_PORT:-9080}" \
-        --tls-cert "$work/certs/tls.crt" --tls-key "$work/certs/tls.key" >"$work/serve.log" 2>&1 &
+        --tls-cert "$work/certs/tls.crt" --tls-key "$work/certs/tls.key" \
+        --learned-defaults "$ns_on/pytune-learned" >"$work/serve.log" 2>&1 &
     server_pid=$!
     local ca_bundle
     ca_bundle=$(cat "$work/certs/ca.bundle")
@@ -262,6 +264,43 @@ check "audit --cluster reports a Pod pytune changed as mutated" test "$(class_of
 kubectl -n "$ns_on" delete pod early --wait=true >/dev/null
 create "$ns_on" early
 check "recreated, the missed Pod is mutated" test "$(class_of early)" == mutated
+
+# --- learned defaults (local mode): a Deployment's next Pod starts from its learned values -------
+if [[ $mode == local ]]; then
+    now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    document='{"version":1,"window":"7d","generatedAt":"'$now'","workloads":[{"namespace":"'$ns_on'","kind":"Deployment","name":"learned-web","containers":[{"name":"app","values":{"resources.requests.cpu":"180m","resources.requests.memory":"300Mi"},"reason":"e2e"}]}]}'
+    kubectl -n "$ns_on" create configmap pytune-learned --from-literal="learned.json=$document" >/dev/null
+    sleep 3 # the watch delivers it
+    {
+        cat <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: learned-web }
+spec:
+  replicas: 1
+  selector: { matchLabels: { app: learned-web } }
+  template:
+    metadata: { labels: { app: learned-web, pytune.io/runtime: python } }
+    spec:
+      containers:
+        - name: app
+          image: python:3.12-slim
+          command: ["gunicorn", "--bind", "0.0.0.0:8000", "app:app"]
+          ports: [{ containerPort: 8000 }]
+YAML
+    } | kubectl -n "$ns_on" create -f - >/dev/null
+    learned_pod=""
+    deadline=$((SECONDS + 60))
+    while [[ -z $learned_pod ]] && ((SECONDS < deadline)); do
+        sleep 2
+        learned_pod=$(kubectl -n "$ns_on" get pods -l app=learned-web -o 'jsonpath={.items[0].metadata.name}' 2>/dev/null || true)
+    done
+    [[ -n $learned_pod ]] || die "the Deployment learned-web made no Pod within 60 s"
+    check "a Deployment's new Pod gets its learned CPU request" \
+        test "$(get "$ns_on" "$learned_pod" '{.spec.containers[0].resources.requests.cpu}')" == 180m
+    check "its record names the learned values" \
+        grep -q 'learned:' <<<"$(get "$ns_on" "$learned_pod" '{.metadata.annotations.pytune\.io/injected}')"
+fi
 
 if [[ $mode == chart ]]; then
     ca_of() { kubectl get mutatingwebhookconfiguration "$webhook_name" -o 'jsonpath={.webhooks[0].clientConfig.caBundle}'; }
