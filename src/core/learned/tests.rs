@@ -209,3 +209,48 @@ fn serialization_stays_within_the_bound_and_counts_what_it_drops() {
     let tiny = document.to_json_bounded(10);
     assert_eq!(tiny.dropped, 200);
 }
+
+mod never_panics {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const VALID: &str = r#"{"version":1,"window":"7d","generatedAt":"2026-11-20T08:00:00Z","workloads":[{"namespace":"shop","kind":"Deployment","name":"web","containers":[{"name":"app","values":{"resources.requests.cpu":"180m","resources.limits.memory":"600Mi"},"reason":"r"}]}]}"#;
+
+    proptest! {
+        // The webhook's watch parses whatever the ConfigMap holds: bad text is an error, never a
+        // panic (which would stop the watch and make the server not ready).
+        #[test]
+        fn any_text_parses_or_is_refused(text in ".{0,400}") {
+            let _ = LearnedDocument::parse(&text);
+        }
+
+        #[test]
+        fn edited_documents_parse_or_are_refused(
+            at in 0..VALID.len(),
+            cut in 0usize..8,
+            insert in "[-0-9a-zA-Z.:\"{},\\[\\]eE+ ]{0,6}",
+        ) {
+            let mut text = VALID.to_string();
+            let end = (at + cut).min(text.len());
+            if text.is_char_boundary(at) && text.is_char_boundary(end) {
+                text.replace_range(at..end, &insert);
+            }
+            if let Ok(document) = LearnedDocument::parse(&text) {
+                // What parses is usable: every lookup answers without panicking.
+                for workload in &document.workloads {
+                    for container in &workload.containers {
+                        let _ = document.learned_for(
+                            &workload.namespace,
+                            &workload.kind,
+                            &workload.name,
+                            &container.name,
+                            i64::MAX,
+                            u64::MAX,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
