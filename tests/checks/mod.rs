@@ -268,9 +268,11 @@ pub fn engine_invariants(
                 .parse()
                 .ok()
         };
+        // A PYTHON_CPU_COUNT below 1 is no count (CPython refuses it; pytune warns and sizes from
+        // the container's CPUs instead).
         if let (true, Some(cpus), Some(workers), Some(threads)) = (
             capped_by_pytune,
-            env_value("PYTHON_CPU_COUNT"),
+            env_value("PYTHON_CPU_COUNT").filter(|cpus| *cpus >= 1),
             env_value("WEB_CONCURRENCY"),
             env_value("OMP_NUM_THREADS"),
         ) {

@@ -57,6 +57,14 @@ pub fn plan(
             "WEB_CONCURRENCY={value:?} is not a positive integer; gunicorn fails to start"
         ));
     }
+    let bad_cpu_count = target.env_value("PYTHON_CPU_COUNT").filter(|value| {
+        value.trim() != "default" && target.env_count("PYTHON_CPU_COUNT").is_none()
+    });
+    if let Some(value) = bad_cpu_count {
+        warn(format!(
+            "PYTHON_CPU_COUNT={value:?} is not a positive integer or default; CPython 3.13+ fails to start"
+        ));
+    }
     // Workers chosen by hand (flag, variable, annotation) may not fit the memory limit.
     let chosen_by_hand = match workers {
         WorkerPlan::Given { count, .. } => Some(*count),
