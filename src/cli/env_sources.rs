@@ -23,16 +23,37 @@ struct Sources {
 #[derive(Debug, Default)]
 pub struct EnvSources {
     by_namespace: BTreeMap<Option<String>, Sources>,
+    /// Every namespace a document of the input names.
+    named: BTreeSet<String>,
+    /// The namespace documents that name none are taken to be in: the one namespace the input
+    /// names, if it names exactly one.
+    implied: Option<String>,
 }
 
 impl EnvSources {
     /// Reads every ConfigMap and Secret among `documents`, including the items of a `List`. A name
     /// found twice in a namespace gets the keys of both: more known keys only means fewer
     /// variables added.
+    ///
+    /// A document that names no namespace is created in the one the input is applied to. When
+    /// the input names exactly one namespace, that is taken to be it: `helm template` writes the
+    /// release namespace into the templates that ask for it and leaves it out of the others, and
+    /// `helm install -n` puts both in the same place.
     pub fn collect<'a>(documents: impl IntoIterator<Item = &'a Value>) -> EnvSources {
         let mut sources = EnvSources::default();
         for document in documents {
             sources.add(document);
+        }
+        if sources.named.len() == 1 {
+            sources.implied = sources.named.first().cloned();
+            if let Some(unnamed) = sources.by_namespace.remove(&None) {
+                let into = sources
+                    .by_namespace
+                    .entry(sources.implied.clone())
+                    .or_default();
+                merge(&mut into.config_maps, &unnamed.config_maps);
+                merge(&mut into.secrets, &unnamed.secrets);
+            }
         }
         sources
     }
@@ -48,6 +69,12 @@ impl EnvSources {
     }
 
     fn add(&mut self, object: &Value) {
+        if let Some(namespace) = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+        {
+            self.named.insert(namespace.to_string());
+        }
         let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
         if kind == "List" || kind.ends_with("List") {
             for item in object
@@ -96,7 +123,8 @@ impl EnvSources {
                 .map(|(kind, _)| kind.to_string()),
             ..ctx.clone()
         };
-        if let Some(sources) = self.by_namespace.get(&site.namespace) {
+        let namespace = site.namespace.clone().or_else(|| self.implied.clone());
+        if let Some(sources) = self.by_namespace.get(&namespace) {
             merge(&mut ctx.config_map_keys, &sources.config_maps);
             merge(&mut ctx.secret_keys, &sources.secrets);
         }
@@ -137,6 +165,7 @@ mod tests {
                 {"kind": "Secret", "metadata": {"name": "creds", "namespace": "prod"}, "data": {"TOKEN": "dA=="}}
             ]}),
             json!({"kind": "Deployment", "metadata": {"name": "web"}}),
+            json!({"kind": "Deployment", "metadata": {"name": "api", "namespace": "stage"}}),
         ];
         let sources = EnvSources::collect(&documents);
 
@@ -155,6 +184,33 @@ mod tests {
         let prod = sources.site_context(&Context::default(), &site(Some("prod")));
         assert!(prod.config_map_keys.is_empty());
         assert_eq!(prod.secret_keys["creds"], ["TOKEN".to_string()].into());
+    }
+
+    #[test]
+    fn documents_without_a_namespace_are_in_the_one_the_input_names() {
+        // As `helm template` writes it: some templates name the release namespace, some none.
+        let documents = [
+            json!({"kind": "Secret", "metadata": {"name": "backend-secret"}, "stringData": {"DATABASE_HOST": "db"}}),
+            json!({"kind": "ConfigMap", "metadata": {"name": "backend-config", "namespace": "default"}, "data": {"DATABASE_USER": "u"}}),
+            json!({"kind": "Deployment", "metadata": {"name": "web", "namespace": "default"}}),
+        ];
+        let sources = EnvSources::collect(&documents);
+        for namespace in [Some("default"), None] {
+            let ctx = sources.site_context(&Context::default(), &site(namespace));
+            assert_eq!(
+                ctx.secret_keys["backend-secret"],
+                ["DATABASE_HOST".to_string()].into(),
+                "{namespace:?}"
+            );
+            assert_eq!(
+                ctx.config_map_keys["backend-config"],
+                ["DATABASE_USER".to_string()].into(),
+                "{namespace:?}"
+            );
+        }
+        // Another namespace is still another.
+        let other = sources.site_context(&Context::default(), &site(Some("prod")));
+        assert!(other.secret_keys.is_empty() && other.config_map_keys.is_empty());
     }
 
     #[test]

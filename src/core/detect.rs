@@ -129,6 +129,10 @@ pub struct ServerFlags {
     /// Celery: `-P`/`--pool` (`prefork` when absent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pool: Option<String>,
+    /// gunicorn: `-k`/`--worker-class` given (else the class is gunicorn's default, or what a
+    /// catalog entry says an application's launcher passes).
+    #[serde(skip)]
+    pub worker_class_given: bool,
 }
 
 /// How the server was started, when through a shell.
@@ -343,9 +347,15 @@ fn command_segments(argv: &[String]) -> (Vec<Vec<String>>, Option<ShellWrapper>)
                 segments.push(current);
             }
             segments.retain(|segment| !segment.is_empty());
-            let exec = segments
-                .last()
-                .is_some_and(|segment| segment.first().map(String::as_str) == Some("exec"));
+            // bash runs a script of one simple command by exec'ing it (no fork), so the program
+            // gets SIGTERM as if exec were written.
+            let bash_single = basename(&argv[0]) == "bash"
+                && segments.len() == 1
+                && !script.contains(['\n', '&', '|', ';', '(', '`', '$', '<', '>']);
+            let exec = bash_single
+                || segments
+                    .last()
+                    .is_some_and(|segment| segment.first().map(String::as_str) == Some("exec"));
             return (segments, Some(ShellWrapper { exec }));
         }
     }
@@ -525,6 +535,7 @@ fn gunicorn_flags(args: &[String], detection: &mut Detection) {
         flags.threads = Some(threads);
     }
     if let Some(class) = flag_value(args, &["-k", "--worker-class"]) {
+        flags.worker_class_given = true;
         let class_lower = class.to_ascii_lowercase();
         detection.worker_class = Some(if class_lower.contains("uvicorn") {
             WorkerClass::Uvicorn
@@ -652,6 +663,22 @@ mod tests {
         assert_eq!(d.shell, Some(ShellWrapper { exec: false }));
         assert_eq!(d.flags.port, Some(9000));
         assert_eq!(d.flags.host, None);
+        // bash execs a lone simple command itself; sh is not assumed to.
+        let d = detect(&container(
+            &["bash", "-c", "gunicorn shop.wsgi -b :8000"],
+            &[],
+        ));
+        assert_eq!(d.shell, Some(ShellWrapper { exec: true }));
+        let d = detect(&container(
+            &["/bin/sh", "-c", "gunicorn shop.wsgi -b :8000"],
+            &[],
+        ));
+        assert_eq!(d.shell, Some(ShellWrapper { exec: false }));
+        let d = detect(&container(
+            &["bash", "-c", "gunicorn shop.wsgi -b :$PORT"],
+            &[],
+        ));
+        assert_eq!(d.shell, Some(ShellWrapper { exec: false }), "an expansion");
     }
 
     #[test]

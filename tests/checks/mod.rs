@@ -249,6 +249,9 @@ pub fn engine_invariants(
     }
 
     // Thread caps pytune sets keep workers × threads within the CPUs (threads are at least 1).
+    // The workers are what the mutated container runs with, as the engine reads its launch path
+    // (WEB_CONCURRENCY, CELERY_WORKER_CONCURRENCY, a --workers flag…).
+    let facts = engine::process_facts(&mutated, policy, ctx);
     for container in mutated["spec"]["containers"]
         .as_array()
         .into_iter()
@@ -270,10 +273,15 @@ pub fn engine_invariants(
         };
         // A PYTHON_CPU_COUNT below 1 is no count (CPython refuses it; pytune warns and sizes from
         // the container's CPUs instead).
+        let workers = facts
+            .iter()
+            .find(|f| f.container == name)
+            .and_then(|f| f.workers.as_ref())
+            .map(|(count, _)| u64::from(*count));
         if let (true, Some(cpus), Some(workers), Some(threads)) = (
             capped_by_pytune,
             env_value("PYTHON_CPU_COUNT").filter(|cpus| *cpus >= 1),
-            env_value("WEB_CONCURRENCY"),
+            workers,
             env_value("OMP_NUM_THREADS"),
         ) {
             ensure(threads == 1 || workers * threads <= cpus, || {

@@ -22,6 +22,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "binderhub.yaml",
         include_str!("../../../catalog/binderhub.yaml"),
     ),
+    (
+        "changedetection-io.yaml",
+        include_str!("../../../catalog/changedetection-io.yaml"),
+    ),
     ("ckan.yaml", include_str!("../../../catalog/ckan.yaml")),
     (
         "dagster.yaml",
@@ -31,6 +35,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "enterprise-gateway.yaml",
         include_str!("../../../catalog/enterprise-gateway.yaml"),
     ),
+    ("feast.yaml", include_str!("../../../catalog/feast.yaml")),
     ("flower.yaml", include_str!("../../../catalog/flower.yaml")),
     ("gradio.yaml", include_str!("../../../catalog/gradio.yaml")),
     (
@@ -103,9 +108,14 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "pypiserver.yaml",
         include_str!("../../../catalog/pypiserver.yaml"),
     ),
+    ("rasa.yaml", include_str!("../../../catalog/rasa.yaml")),
     ("ray.yaml", include_str!("../../../catalog/ray.yaml")),
     ("redash.yaml", include_str!("../../../catalog/redash.yaml")),
     ("saleor.yaml", include_str!("../../../catalog/saleor.yaml")),
+    (
+        "searxng.yaml",
+        include_str!("../../../catalog/searxng.yaml"),
+    ),
     ("sentry.yaml", include_str!("../../../catalog/sentry.yaml")),
     (
         "streamlit.yaml",
@@ -116,6 +126,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../../catalog/superset.yaml"),
     ),
     ("taiga.yaml", include_str!("../../../catalog/taiga.yaml")),
+    (
+        "tandoor.yaml",
+        include_str!("../../../catalog/tandoor.yaml"),
+    ),
     ("vllm.yaml", include_str!("../../../catalog/vllm.yaml")),
     (
         "wagtail.yaml",

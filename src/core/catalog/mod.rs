@@ -78,6 +78,11 @@ pub struct Entry {
     /// `OMP_NUM_THREADS` per task): pytune then adds no thread caps.
     #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
     pub thread_caps: bool,
+    /// `true` where the image's launcher binds `port` on all addresses itself, whatever server
+    /// words the Pod's args show (Baserow's entrypoint takes `gunicorn` as a subcommand and passes
+    /// `-b 0.0.0.0:8000`): pytune then adds no `PORT` and takes the port as reachable.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub binds_itself: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -251,6 +256,10 @@ pub struct Health {
     pub path: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<PortSpec>,
+    /// The `Host` header the probe sends, for apps that refuse other hosts (Django's
+    /// `ALLOWED_HOSTS`): the kubelet sends the Pod's IP otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -399,6 +408,19 @@ fn validate_entry(family: &Family, entry: &Entry) -> Result<(), CatalogError> {
         && !health.path.starts_with('/')
     {
         return Err(invalid(&place, "health.path must start with /"));
+    }
+    if let Some(host) = entry.health.as_ref().and_then(|h| h.host.as_deref()) {
+        let valid = !host.is_empty()
+            && host.len() <= 253
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+        if !valid {
+            return Err(invalid(
+                &place,
+                format!("health.host {host:?} is not a host name like localhost"),
+            ));
+        }
     }
     if let Some(version) = &entry.python_version {
         let valid = version.split_once('.').is_some_and(|(major, minor)| {

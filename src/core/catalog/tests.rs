@@ -184,6 +184,11 @@ fn invalid_entries_are_refused_with_the_place_named() {
     )
     .expect_err("a name twice");
     assert!(err.to_string().contains("used twice"), "{err}");
+    let err = family("  - name: a\n    match: [{words: [x]}]\n    python: true\n    sources: [s]\n    health: {path: /h, host: \"local host\"}\n")
+        .expect_err("a host with a space");
+    assert!(err.to_string().contains("health.host"), "{err}");
+    family("  - name: a\n    match: [{words: [x]}]\n    python: true\n    sources: [s]\n    health: {path: /h, host: localhost}\n")
+        .expect("a host name");
 }
 
 #[test]

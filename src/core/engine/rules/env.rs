@@ -68,8 +68,13 @@ pub fn gunicorn_port(target: &Target, sources: &EnvFrom, planner: &Planner) -> O
     {
         return None;
     }
+    let binds_itself = target.launch.entry.as_ref().is_some_and(|e| e.binds_itself);
     let defined = target.env_entry("PORT").is_some();
-    if defined || sources.known_keys.contains("PORT") || !sources.unknown_sources.is_empty() {
+    if binds_itself
+        || defined
+        || sources.known_keys.contains("PORT")
+        || !sources.unknown_sources.is_empty()
+    {
         return None;
     }
     target.port
@@ -396,17 +401,18 @@ fn computed(
         );
         return out;
     }
+    // A PYTHON_CPU_COUNT the user set is what Python and its pools will see.
+    let cpus = target.env_count("PYTHON_CPU_COUNT").unwrap_or(cpus);
     let (processes, what) = match (workers, server) {
         (WorkerPlan::Given { count, .. }, _) => (*count, "worker(s)"),
         (WorkerPlan::Set { count, .. }, _) => (*count, "worker(s)"),
+        // Celery's default pool is one child per CPU Python reports.
         (_, Server::CeleryWorker) => (
             target.info.detection.flags.concurrency.unwrap_or(cpus),
             "celery process(es)",
         ),
         _ => (1, "process"),
     };
-    // A PYTHON_CPU_COUNT the user set is what Python and its pools will see.
-    let cpus = target.env_count("PYTHON_CPU_COUNT").unwrap_or(cpus);
     let threads = (cpus / processes.max(1)).max(1);
     let reason = format!(
         "native pools size from the node's cores; {cpus} CPU(s) / {processes} {what} = {threads}"

@@ -5,7 +5,7 @@ use super::sizing::{self, FanOut, WorkerPlan};
 use crate::core::detect::Server;
 use crate::core::engine::directives::Directives;
 use crate::core::engine::listen::Listening;
-use crate::core::engine::{Planner, Target, Warning};
+use crate::core::engine::{Planner, Target, Warning, WorkloadProfile};
 use crate::core::quantity;
 
 pub fn plan(
@@ -17,6 +17,10 @@ pub fn plan(
     planner: &mut Planner,
 ) {
     let name = target.name();
+    // Every warning here is about a Python server; a non-Python helper gets none.
+    if target.info.profile == WorkloadProfile::Helper {
+        return;
+    }
     let detection = &target.info.detection;
     let server = detection.server;
     let mut warn = |message: String| planner.warn(Warning::container(name, message));

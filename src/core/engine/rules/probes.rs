@@ -55,8 +55,7 @@ pub fn plan(
     let catalog_health = target
         .launch
         .health()
-        .filter(|health| target.launch.port_of(health.port, port) == port)
-        .map(|health| health.path.as_str());
+        .filter(|health| target.launch.port_of(health.port, port) == port);
     // Several programs behind one port (supervisord: nginx in front of the app): the port accepts
     // before the app answers, so only the app's own health endpoint says anything.
     if target.launch.entry.as_ref().and_then(|entry| entry.server) == Some(ServerKind::Supervisord)
@@ -98,13 +97,16 @@ pub fn plan(
         }
         // Liveness stays TCP even with a health path: a dependency outage behind an HTTP check would
         // restart every replica at once, which only makes the outage worse.
-        let http_path = match kind {
-            Kind::Liveness => None,
-            _ => directives.health_path.as_deref().or(catalog_health),
+        let http = match (kind, directives.health_path.as_deref(), catalog_health) {
+            (Kind::Liveness, _, _) => None,
+            (_, Some(path), _) => Some((path, None)),
+            (_, None, Some(health)) => Some((health.path.as_str(), health.host.as_deref())),
+            (_, None, None) => None,
         };
-        let probe = probe(port, http_path, timing);
-        let check = match http_path {
-            Some(path) => format!("HTTP GET {path} on port {port}"),
+        let probe = probe(port, http, timing);
+        let check = match http {
+            Some((path, Some(host))) => format!("HTTP GET {path} on port {port} as host {host}"),
+            Some((path, None)) => format!("HTTP GET {path} on port {port}"),
             None => format!("TCP connect to port {port}"),
         };
         let reason = match kind {
@@ -134,11 +136,26 @@ pub fn plan(
     }
 }
 
-fn probe(port: i32, http_path: Option<&str>, timing: ProbeTiming) -> PatchValue {
-    let handler = match http_path {
-        Some(path) => (
+/// A probe on `port`: HTTP GET of a path (with a `Host` header when given), else a TCP connect.
+fn probe(port: i32, http: Option<(&str, Option<&str>)>, timing: ProbeTiming) -> PatchValue {
+    let handler = match http {
+        Some((path, None)) => (
             "httpGet",
             PatchValue::object([("path", path.into()), ("port", port.into())]),
+        ),
+        Some((path, Some(host))) => (
+            "httpGet",
+            PatchValue::object([
+                ("path", path.into()),
+                ("port", port.into()),
+                (
+                    "httpHeaders",
+                    PatchValue::Array(vec![PatchValue::object([
+                        ("name", "Host".into()),
+                        ("value", host.into()),
+                    ])]),
+                ),
+            ]),
         ),
         None => ("tcpSocket", PatchValue::object([("port", port.into())])),
     };

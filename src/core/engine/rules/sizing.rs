@@ -317,13 +317,33 @@ pub fn plan(
 }
 
 /// The server and worker class the formula is chosen by: what the command shows, else what the
-/// catalog entry states (an image whose entrypoint runs gunicorn).
+/// catalog entry states (an image whose entrypoint runs gunicorn). A worker class the entry states
+/// stands where the command gives none: an application launcher (Baserow's `gunicorn`
+/// subcommand) passes its own `-k`.
 fn formula_server(target: &Target) -> (Server, Option<WorkerClass>) {
     let detection = &target.info.detection;
+    let entry = target.launch.entry.as_ref();
+    let entry_class = entry
+        .and_then(|e| e.worker_class.as_deref())
+        .map(|class| match class {
+            "sync" => WorkerClass::Sync,
+            "gthread" => WorkerClass::Gthread,
+            "gevent" | "eventlet" => WorkerClass::Async,
+            "uvicorn" => WorkerClass::Uvicorn,
+            _ => WorkerClass::Other,
+        });
     if detection.server != Server::Unknown {
-        return (detection.server, detection.worker_class);
+        let class = match entry_class {
+            Some(class)
+                if detection.server == Server::Gunicorn && !detection.flags.worker_class_given =>
+            {
+                Some(class)
+            }
+            _ => detection.worker_class,
+        };
+        return (detection.server, class);
     }
-    let Some(entry) = target.launch.entry.as_ref() else {
+    let Some(entry) = entry else {
         return (Server::Unknown, None);
     };
     let server = match entry.server {
@@ -331,12 +351,8 @@ fn formula_server(target: &Target) -> (Server, Option<WorkerClass>) {
         Some(ServerKind::Uvicorn) => Server::Uvicorn,
         _ => Server::Unknown,
     };
-    let class = match entry.worker_class.as_deref() {
-        Some("sync") => Some(WorkerClass::Sync),
-        Some("gthread") => Some(WorkerClass::Gthread),
-        Some("gevent" | "eventlet") => Some(WorkerClass::Async),
-        Some("uvicorn") => Some(WorkerClass::Uvicorn),
-        Some(_) => Some(WorkerClass::Other),
+    let class = match entry_class {
+        Some(class) => Some(class),
         None if server == Server::Gunicorn => Some(WorkerClass::Sync),
         None => None,
     };
