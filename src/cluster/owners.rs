@@ -55,12 +55,19 @@ pub struct Resolved {
 
 type Key = (String, String, String);
 
+/// How long a failed lookup is remembered: long enough not to ask again for every Pod of a
+/// scale-up, short enough that RBAC granted a moment later takes effect.
+pub const FAILURE_TTL: Duration = Duration::from_secs(30);
+
+/// A cached answer: when it was read, the owner's own controller, and whether the read failed.
+type Cached = (Instant, Option<Workload>, bool);
+
 /// Resolves Pod owners to the workload people manage, caching every lookup for `ttl`.
 pub struct OwnerResolver {
     client: kube::Client,
     ttl: Duration,
     capacity: usize,
-    cache: Mutex<HashMap<Key, (Instant, Option<Workload>)>>,
+    cache: Mutex<HashMap<Key, Cached>>,
 }
 
 impl fmt::Debug for OwnerResolver {
@@ -115,7 +122,7 @@ impl OwnerResolver {
                 )),
             ),
         };
-        self.remember(key, parent.clone());
+        self.remember(key, parent.clone(), error.is_some());
         Resolved {
             workload: parent.unwrap_or(owner),
             error,
@@ -147,20 +154,27 @@ impl OwnerResolver {
 
     fn cached(&self, key: &Key) -> Option<Option<Workload>> {
         let cache = self.cache.lock().ok()?;
-        let (read_at, parent) = cache.get(key)?;
-        (read_at.elapsed() < self.ttl).then(|| parent.clone())
+        let (read_at, parent, failed) = cache.get(key)?;
+        (read_at.elapsed() < self.ttl_of(*failed)).then(|| parent.clone())
     }
 
-    fn remember(&self, key: Key, parent: Option<Workload>) {
+    fn ttl_of(&self, failed: bool) -> Duration {
+        if failed {
+            self.ttl.min(FAILURE_TTL)
+        } else {
+            self.ttl
+        }
+    }
+
+    fn remember(&self, key: Key, parent: Option<Workload>, failed: bool) {
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= self.capacity {
-                let ttl = self.ttl;
-                cache.retain(|_, (read_at, _)| read_at.elapsed() < ttl);
+                cache.retain(|_, (read_at, _, failed)| read_at.elapsed() < self.ttl_of(*failed));
                 if cache.len() >= self.capacity {
                     cache.clear();
                 }
             }
-            cache.insert(key, (Instant::now(), parent));
+            cache.insert(key, (Instant::now(), parent, failed));
         }
     }
 }
