@@ -1431,6 +1431,42 @@ fn notes_tell_how_to_opt_in_and_see_what_pytune_did() {
     }
 }
 
+#[test]
+fn notes_say_where_learned_defaults_live_and_how_to_refresh_them() {
+    let mut args = vec![
+        "install".to_string(),
+        RELEASE.to_string(),
+        chart().display().to_string(),
+        "--dry-run=client".to_string(),
+        "--namespace".to_string(),
+        NAMESPACE.to_string(),
+    ];
+    for set in learned_and_recommend(&[]) {
+        args.extend(["--set".to_string(), set]);
+    }
+    let stdout = run_ok(Command::new(helm()).args(&args), "helm install --dry-run");
+    let notes = &stdout[stdout.find("NOTES:").expect("NOTES rendered")..];
+    for needle in [
+        "ConfigMap pytune-system/pytune-learned",
+        "create job --from=cronjob/pytune-recommend",
+        "get configmap pytune-learned -o jsonpath='{.data.learned\\.json}'",
+    ] {
+        assert!(notes.contains(needle), "{needle} missing from\n{notes}");
+    }
+    let plain = run_ok(
+        Command::new(helm())
+            .args(["install", RELEASE])
+            .arg(chart())
+            .args(["--dry-run=client", "--namespace", NAMESPACE]),
+        "helm install --dry-run",
+    );
+    let notes = &plain[plain.find("NOTES:").expect("NOTES rendered")..];
+    assert!(
+        !notes.contains("Learned defaults"),
+        "off by default:\n{notes}"
+    );
+}
+
 // Dashboards and alert rules (grafanaDashboard, prometheusRule).
 
 /// The metrics the dashboard and the alert rules may read: pytune's own (docs/operations.md,
