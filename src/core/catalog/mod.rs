@@ -226,6 +226,11 @@ pub struct Concurrency {
     /// not recommended"): pytune never sets the count below it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minimum: Option<u32>,
+    /// Variables by which the user sizes the program another way, which the count variable would
+    /// override (PostHog's script turns WEB_CONCURRENCY into a `--concurrency` that beats a
+    /// CELERY_WORKER_CONCURRENCY the chart sets): with any of them defined, pytune sets no count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unless_env: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

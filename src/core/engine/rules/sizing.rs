@@ -70,6 +70,15 @@ pub fn fan_out(
         if let Some(count) = directives.workers {
             return known(count, format!("annotation {}", annotations::WORKERS));
         }
+        // The user sized the program another way, which the variable would override.
+        let yields_to = launch
+            .concurrency()
+            .into_iter()
+            .flat_map(|c| &c.unless_env)
+            .find(|var| target.env_entry(var).is_some() || sources.known_keys.contains(*var));
+        if let Some(var) = yields_to {
+            return FanOut::Unknown(format!("{var} is set, and {knob} would override it",));
+        }
         // pytune would not add the variable, and the source sets, or may set, any count.
         if sources.known_keys.contains(knob) {
             return FanOut::Unknown(format!(
