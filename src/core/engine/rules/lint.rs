@@ -44,7 +44,18 @@ pub fn plan(
         );
     }
     let sized = matches!(workers, WorkerPlan::Set { .. } | WorkerPlan::Given { .. });
-    if server == Server::CeleryWorker && detection.flags.concurrency.is_none() && !sized {
+    // Only the prefork pool forks; --autoscale says its own maximum.
+    let prefork = detection
+        .flags
+        .pool
+        .as_deref()
+        .is_none_or(|pool| pool == "prefork");
+    if server == Server::CeleryWorker
+        && detection.flags.concurrency.is_none()
+        && !detection.flags.autoscale
+        && prefork
+        && !sized
+    {
         warn("celery worker without --concurrency forks one process per node core".to_string());
     }
     if server.is_dev_server() {
