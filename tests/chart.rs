@@ -105,6 +105,16 @@ fn find<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
     found[0]
 }
 
+/// A JSON array of strings (a container's args) as `&str`s.
+fn strings(array: &Value) -> Vec<&str> {
+    array
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect()
+}
+
 fn kinds(docs: &[Value]) -> Vec<String> {
     let mut kinds: Vec<String> = docs
         .iter()
@@ -545,12 +555,7 @@ fn deployment_is_hardened_and_probed_on_the_admin_port() {
         .collect();
     assert_eq!(ports, vec![("https".into(), 8443), ("admin".into(), 8080)]);
 
-    let args: Vec<&str> = c["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
+    let args = strings(&c["args"]);
     for expected in [
         "serve",
         "--listen=0.0.0.0:8443",
@@ -780,12 +785,7 @@ fn learned_defaults_and_the_recommend_cron_job_are_opt_in_and_reach_only_their_c
     assert_eq!(cron["spec"]["concurrencyPolicy"], "Forbid");
     let job = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"];
     assert_eq!(job["serviceAccountName"], "pytune-recommend");
-    let args: Vec<&str> = job["containers"][0]["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
+    let args = strings(&job["containers"][0]["args"]);
     for expected in [
         "recommend",
         "--prometheus=http://prometheus-operated.monitoring:9090",

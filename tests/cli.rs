@@ -1,8 +1,7 @@
 //! The `pytune` binary as users run it: `mutate` over the examples, stdin, broken input, policy.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 mod common;
 use common::pytune_within;
@@ -10,26 +9,7 @@ use common::pytune_within;
 use serde_json::Value;
 
 fn pytune(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pytune"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("PYTUNE_POLICY")
-        .env_remove("PYTUNE_KUBERNETES_VERSION")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("pytune runs");
-    if let Some(text) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(text.as_bytes())
-            .expect("write stdin");
-    }
-    drop(child.stdin.take());
-    child.wait_with_output().expect("pytune exits")
+    pytune_within(args, stdin.unwrap_or(""), 120)
 }
 
 fn documents(yaml: &str) -> Vec<Value> {
