@@ -323,6 +323,9 @@ fn computed(
         .python_version()
         .or_else(|| python_version_of_image(target.container.image.as_deref().unwrap_or("")));
     let reads_cpu_count = matches!(version, Some((3, minor)) if minor >= 13);
+    let sized_cpus = base.cpu_millis.map(quantity::whole_cpus);
+    // What Python and its pools see: a PYTHON_CPU_COUNT the user set, else the CPUs sized from.
+    let seen_cpus = sized_cpus.map(|cpus| target.env_count("PYTHON_CPU_COUNT").unwrap_or(cpus));
     if policy.env.web_concurrency {
         match workers {
             WorkerPlan::Set {
@@ -338,16 +341,13 @@ fn computed(
                 let celery = server == Server::CeleryWorker
                     || target.launch.entry.as_ref().and_then(|e| e.server)
                         == Some(ServerKind::CeleryWorker);
-                let bounded = match (celery, base.cpu_millis) {
-                    (true, Some(millis))
+                let bounded = match (celery, seen_cpus) {
+                    (true, Some(cpus))
                         if reads_cpu_count
                             && policy.env.python_cpu_count
                             && target.info.detection.flags.concurrency.is_none()
                             && !target.info.detection.flags.autoscale =>
                     {
-                        let cpus = target
-                            .env_count("PYTHON_CPU_COUNT")
-                            .unwrap_or(quantity::whole_cpus(millis));
                         format!(
                             "; here PYTHON_CPU_COUNT={cpus} (read by Python 3.13+) bounds that default to {cpus}"
                         )
@@ -363,7 +363,7 @@ fn computed(
             _ => {}
         }
     }
-    let Some(millis) = base.cpu_millis else {
+    let (Some(cpus), Some(seen_cpus)) = (sized_cpus, seen_cpus) else {
         planner.note(
             Some(target.name()),
             Feature::Env,
@@ -371,10 +371,9 @@ fn computed(
         );
         return out;
     };
-    let cpus = quantity::whole_cpus(millis);
     match version {
         _ if !policy.env.python_cpu_count => {}
-        Some((3, minor)) if minor >= 13 => out.push((
+        _ if reads_cpu_count => out.push((
             "PYTHON_CPU_COUNT".to_string(),
             cpus.to_string(),
             format!(
@@ -401,8 +400,7 @@ fn computed(
         );
         return out;
     }
-    // A PYTHON_CPU_COUNT the user set is what Python and its pools will see.
-    let cpus = target.env_count("PYTHON_CPU_COUNT").unwrap_or(cpus);
+    let cpus = seen_cpus;
     let (processes, what) = match (workers, server) {
         (WorkerPlan::Given { count, .. }, _) => (*count, "worker(s)"),
         (WorkerPlan::Set { count, .. }, _) => (*count, "worker(s)"),
