@@ -212,13 +212,11 @@ async fn mutated(client: &mut Client, review: &Value) -> Value {
 
 /// Waits until the webhook serves from a document for which `ready` holds.
 async fn until(learned: &LearnedDefaults, ready: impl Fn(Option<&LearnedDocument>) -> bool) {
-    for _ in 0..200 {
-        if ready(learned.document().as_deref()) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the watch did not deliver the change");
+    let delivered = eventually(Duration::from_secs(5), async || {
+        ready(learned.document().as_deref())
+    })
+    .await;
+    assert!(delivered, "the watch did not deliver the change");
 }
 
 #[tokio::test]
@@ -317,16 +315,13 @@ async fn new_pods_of_a_known_workload_start_from_its_learned_values() {
 
     // An invalid document is refused and the last valid one kept.
     stand_in.set(Some(document(1, "lots")));
-    for _ in 0..200 {
-        if server
+    eventually(Duration::from_secs(5), async || {
+        server
             .metrics()
             .await
             .contains(r#"pytune_reloads_total{kind="learned",result="error"} 1"#)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    })
+    .await;
     let metrics = server.metrics().await;
     assert!(
         metrics.contains(r#"pytune_reloads_total{kind="learned",result="error"} 1"#),
