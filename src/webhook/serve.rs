@@ -243,31 +243,34 @@ pub async fn run(mut options: ServeOptions) -> Result<()> {
         }
     }
     let (config_maps, secrets) = (options.resolve_config_maps, options.resolve_secrets);
-    if (config_maps || secrets) && options.env_from.is_none() {
-        // Without cluster access the webhook still serves: envFrom sources stay unknown, and the
-        // engine's no-knowledge rules apply.
+    let wants_env_from = (config_maps || secrets) && options.env_from.is_none();
+    let learned_source = match (&options.learned_defaults, &options.learned) {
+        (Some(source), None) => Some(source.clone()),
+        _ => None,
+    };
+    if wants_env_from || learned_source.is_some() {
+        // One client for every lookup. Without cluster access the webhook still serves: envFrom
+        // sources stay unknown (the engine's no-knowledge rules apply) and profile defaults apply.
         match kube::Client::try_default().await {
             Ok(client) => {
-                options.env_from = Some(EnvFromResolver::new(client, config_maps, secrets));
-                tracing::info!(
-                    config_maps,
-                    secrets,
-                    "envFrom sources are looked up before planning"
-                );
+                if wants_env_from {
+                    options.env_from =
+                        Some(EnvFromResolver::new(client.clone(), config_maps, secrets));
+                    tracing::info!(
+                        config_maps,
+                        secrets,
+                        "envFrom sources are looked up before planning"
+                    );
+                }
+                if let Some(source) = learned_source {
+                    options.learned = Some(LearnedDefaults::new(client, source));
+                }
             }
             Err(err) => tracing::warn!(
                 error = %err,
-                "no Kubernetes client for --resolve-config-maps/--resolve-secrets; envFrom sources count as unknown"
-            ),
-        }
-    }
-    if let (Some(source), None) = (&options.learned_defaults, &options.learned) {
-        match kube::Client::try_default().await {
-            Ok(client) => options.learned = Some(LearnedDefaults::new(client, source.clone())),
-            Err(err) => tracing::warn!(
-                error = %err,
-                configmap = %source,
-                "no Kubernetes client for --learned-defaults; profile defaults apply"
+                env_from = wants_env_from,
+                learned_defaults = learned_source.map(|source| source.to_string()),
+                "no Kubernetes client: envFrom sources count as unknown, and no learned defaults are served"
             ),
         }
     }
