@@ -77,6 +77,27 @@ fn env() -> impl Strategy<Value = Option<Value>> {
     )
 }
 
+/// `envFrom` sources: ConfigMaps and Secrets whose keys pytune was given (`contexts`) or not,
+/// some under a prefix that may or may not begin the variables pytune adds.
+fn env_from() -> impl Strategy<Value = Option<Value>> {
+    let source = (
+        prop::sample::select(vec![
+            json!({"configMapRef": {"name": "known"}}),
+            json!({"configMapRef": {"name": "unknown-cm"}}),
+            json!({"secretRef": {"name": "known-secret"}}),
+            json!({"secretRef": {"name": "s"}}),
+        ]),
+        prop::sample::select(vec!["", "", "APP_", "WEB_"]),
+    )
+        .prop_map(|(mut source, prefix)| {
+            if !prefix.is_empty() {
+                source["prefix"] = json!(prefix);
+            }
+            source
+        });
+    prop::option::of(prop::collection::vec(source, 1..3).prop_map(Value::Array))
+}
+
 fn command() -> impl Strategy<Value = Option<Value>> {
     prop::option::of(prop::sample::select(vec![
         json!(["gunicorn", "app:app", "--bind", "0.0.0.0:8000"]),
@@ -126,6 +147,8 @@ fn image() -> impl Strategy<Value = &'static str> {
         "python:3.12-alpine",
         "docker.io/library/nginx:1.27",
         "example.com/team/app@sha256:0123",
+        "apache/superset:3.1.2",
+        "burakince/mlflow:3.1.0",
     ])
 }
 
@@ -143,8 +166,8 @@ fn container() -> impl Strategy<Value = Value> {
         prop::option::of(prop::sample::select(vec![8000, 8080, 9000])),
         resources(),
         env(),
-        any::<(bool, bool, bool, bool, bool)>(),
-        0..3usize,
+        any::<(bool, bool, bool)>(),
+        env_from(),
         image(),
     )
         .prop_map(
@@ -154,8 +177,8 @@ fn container() -> impl Strategy<Value = Value> {
                 port,
                 resources,
                 env,
-                (readiness, pre_stop, env_from, secret, unknown),
-                secret_kind,
+                (readiness, pre_stop, unknown),
+                env_from,
                 image,
             )| {
                 let mut c = Map::new();
@@ -188,15 +211,8 @@ fn container() -> impl Strategy<Value = Value> {
                         json!({"preStop": {"sleep": {"seconds": 3}}}),
                     );
                 }
-                if env_from {
-                    let source = if secret {
-                        // A Secret whose keys pytune was given, or one it knows nothing of.
-                        let name = ["s", "known-secret", "s"][secret_kind];
-                        json!({"secretRef": {"name": name}})
-                    } else {
-                        json!({"configMapRef": {"name": "known"}})
-                    };
-                    c.insert("envFrom".into(), json!([source]));
+                if let Some(env_from) = env_from {
+                    c.insert("envFrom".into(), env_from);
                 }
                 if unknown {
                     c.insert("futureField".into(), json!({"keep": [1, 2]}));

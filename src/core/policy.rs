@@ -182,6 +182,7 @@ pub struct EnvDefaults {
     pub gunicorn_port: bool,
     pub uvicorn_graceful_shutdown: bool,
     pub fixed_when_env_from_unknown: bool,
+    pub count_when_env_from_unknown: bool,
 }
 
 /// How learned defaults (`pytune recommend --write-configmap`, docs/recommend.md) are used.

@@ -14,6 +14,7 @@
 
 pub mod generate;
 
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -116,6 +117,133 @@ pub fn user_values_kept(original: &Value, mutated: &Value) -> Checked {
     Ok(())
 }
 
+/// The contents of the ConfigMap or Secret (`kind`, `name`) a container reads; `None`: missing.
+type Sources<'a> = &'a dyn Fn(&str, &str) -> Option<BTreeMap<String, String>>;
+
+/// The environment the kubelet gives a container (`makeEnvironmentVariables`): its `envFrom`
+/// sources in order, each key under the source's prefix, a later source winning; then its `env`
+/// entries in order, a later entry winning, where an optional reference to a missing key is
+/// skipped and leaves the earlier value. `$(VAR)` expansion is left out: it reads only earlier
+/// entries, and pytune only appends.
+pub fn kubelet_env(container: &Value, sources: Sources) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    for source in container["envFrom"].as_array().into_iter().flatten() {
+        let prefix = source["prefix"].as_str().unwrap_or("");
+        let found = match (
+            source["configMapRef"]["name"].as_str(),
+            source["secretRef"]["name"].as_str(),
+        ) {
+            (Some(name), _) => sources("ConfigMap", name),
+            (_, Some(name)) => sources("Secret", name),
+            _ => None,
+        };
+        for (key, value) in found.into_iter().flatten() {
+            env.insert(format!("{prefix}{key}"), value);
+        }
+    }
+    for entry in container["env"].as_array().into_iter().flatten() {
+        let Some(name) = entry["name"].as_str() else {
+            continue;
+        };
+        let from = &entry["valueFrom"];
+        let value = if from.is_object() {
+            let reference = [("ConfigMap", "configMapKeyRef"), ("Secret", "secretKeyRef")]
+                .into_iter()
+                .find(|(_, field)| from[*field].is_object());
+            match reference {
+                Some((kind, field)) => {
+                    let key_ref = &from[field];
+                    let value = sources(kind, key_ref["name"].as_str().unwrap_or(""))
+                        .and_then(|data| data.get(key_ref["key"].as_str()?).cloned());
+                    // Missing and optional: skipped; missing and required: the container does
+                    // not start, before and after alike.
+                    let Some(value) = value else { continue };
+                    value
+                }
+                None => format!("<{from}>"),
+            }
+        } else {
+            entry["value"].as_str().unwrap_or("").to_string()
+        };
+        env.insert(name.to_string(), value);
+    }
+    env
+}
+
+/// Every value the kubelet would give each container of `original` it still gives in `mutated`,
+/// whatever the sources pytune could not read hold: nothing, or every variable the mutated
+/// container names. Sources pytune was given keys of (`ctx`) hold those keys. `exempt` names
+/// the variables the policy adds over an unknown source (the fixed flags, by default).
+pub fn environment_kept(
+    original: &Value,
+    mutated: &Value,
+    ctx: &Context,
+    exempt: &dyn Fn(&str) -> bool,
+) -> Checked {
+    let containers = |pod: &Value| {
+        pod["spec"]["containers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    for (before, after) in containers(original).iter().zip(containers(mutated).iter()) {
+        let names: Vec<String> = after["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["name"].as_str().map(str::to_string))
+            .collect();
+        for unknown_hold_all in [false, true] {
+            let sources = |kind: &str, name: &str| -> Option<BTreeMap<String, String>> {
+                let known = match kind {
+                    "ConfigMap" => ctx.config_map_keys.get(name),
+                    _ => ctx.secret_keys.get(name),
+                };
+                let keys: Vec<String> = match known {
+                    Some(keys) => keys.iter().cloned().collect(),
+                    None if unknown_hold_all => {
+                        // Under any prefix the source may have: a key for every name.
+                        let mut keys = names.clone();
+                        for prefix in ["APP_", "WEB_", "PYTHON"] {
+                            keys.extend(
+                                names
+                                    .iter()
+                                    .filter_map(|n| n.strip_prefix(prefix).map(str::to_string)),
+                            );
+                        }
+                        keys
+                    }
+                    None => Vec::new(),
+                };
+                let origin = if known.is_some() { "known" } else { "unknown" };
+                Some(
+                    keys.into_iter()
+                        .map(|key| {
+                            let value = format!("{origin} {kind} {name}: {key}");
+                            (key, value)
+                        })
+                        .collect(),
+                )
+            };
+            let was = kubelet_env(before, &sources);
+            let now = kubelet_env(after, &sources);
+            for (name, value) in &was {
+                if value.starts_with("unknown ") && exempt(name) {
+                    continue;
+                }
+                ensure(now.get(name) == Some(value), || {
+                    format!(
+                        "{}: the kubelet gives {name}={:?}, not the user's {value:?}",
+                        before["name"],
+                        now.get(name)
+                    )
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// In every container, a CPU or memory request no greater than its limit (where both parse).
 pub fn requests_within_limits(pod: &Value) -> Checked {
     for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
@@ -211,6 +339,15 @@ pub fn engine_invariants(
         })?;
     }
 
+    // The environment each container runs with keeps every value its user set, in `env` or in an
+    // envFrom source, read or not; only the fixed flags may be added over a source pytune cannot
+    // read, as `env.fixedWhenEnvFromUnknown` says.
+    let fixed_over_unknown = |name: &str| {
+        policy.env.fixed_when_env_from_unknown
+            && (policy.env.fixed.contains_key(name) || name == "MALLOC_ARENA_MAX")
+    };
+    environment_kept(pod, &mutated, ctx, &fixed_over_unknown)?;
+
     // Idempotent.
     let again = engine::plan(&mutated, policy, ctx)
         .map_err(|err| format!("the mutated Pod is not a Pod to the engine: {err}"))?;
@@ -224,7 +361,7 @@ pub fn engine_invariants(
         })?;
     }
 
-    // Sized values are integers ≥ 1.
+    // Sized values are integers ≥ 1 (a reference that may replace one is no value of pytune's).
     let sized = [
         "WEB_CONCURRENCY",
         "PYTHON_CPU_COUNT",
@@ -237,6 +374,11 @@ pub fn engine_invariants(
             .iter()
             .any(|name| change.field == format!("env.{name}"))
         {
+            if change.value.get("configMapKeyRef").is_some()
+                || change.value.get("secretKeyRef").is_some()
+            {
+                continue;
+            }
             let value: u32 = change
                 .value
                 .as_str()
@@ -307,32 +449,6 @@ pub fn engine_invariants(
             ensure(!added("resources.limits.memory"), || {
                 format!("{name}: memory limit on an unknown fan-out")
             })?;
-        }
-        // Never a variable that an envFrom source defines: an env entry would override it.
-        let container = pod["spec"]["containers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|c| c["name"] == name);
-        let sources = container
-            .and_then(|c| c["envFrom"].as_array())
-            .into_iter()
-            .flatten();
-        for source in sources {
-            let keys = match (
-                source["configMapRef"]["name"].as_str(),
-                source["secretRef"]["name"].as_str(),
-            ) {
-                (Some(config_map), _) => ctx.config_map_keys.get(config_map),
-                (_, Some(secret)) => ctx.secret_keys.get(secret),
-                _ => None,
-            };
-            for key in keys.into_iter().flatten() {
-                let field = format!("env.{key}");
-                ensure(!added(&field), || {
-                    format!("{name}: {field} overrides its envFrom source")
-                })?;
-            }
         }
         // Probes and a drain only on containers known to serve, never on workers, jobs or helpers.
         let probed = added("startupProbe") || added("readinessProbe") || added("livenessProbe");

@@ -170,13 +170,14 @@ impl Target<'_> {
         &self.container.name
     }
 
-    /// The container's `env` entry of that name, whatever its source.
+    /// The container's `env` entry of that name, whatever its source. Of several, the last: the
+    /// kubelet applies them in order.
     pub fn env_entry(&self, name: &str) -> Option<&k8s_openapi::api::core::v1::EnvVar> {
         self.container
             .env
             .iter()
             .flatten()
-            .find(|var| var.name == name)
+            .rfind(|var| var.name == name)
     }
 
     /// The literal value of an `env` entry of this container.

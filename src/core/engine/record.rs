@@ -114,6 +114,8 @@ fn grouped_fields(changes: &[&Change]) -> String {
             .iter_mut()
             .find(|(g, _)| !g.is_empty() && *g == group)
         {
+            // A variable and the references after it that may replace its value: one name.
+            Some((_, names)) if names.contains(&name) => {}
             Some((_, names)) => names.push(name),
             None => groups.push((group, vec![name])),
         }

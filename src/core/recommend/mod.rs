@@ -239,7 +239,8 @@ fn env_value(pod: &Value, container: &str, name: &str) -> Option<String> {
         .get("env")?
         .as_array()?
         .iter()
-        .find(|e| e["name"].as_str() == Some(name))?
+        // The kubelet applies entries in order: the last of a name is the one that counts.
+        .rfind(|e| e["name"].as_str() == Some(name))?
         .get("value")?
         .as_str()
         .map(str::to_string)

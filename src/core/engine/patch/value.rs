@@ -14,6 +14,7 @@ use serde_json::Value;
 pub enum PatchValue {
     String(String),
     Integer(i64),
+    Bool(bool),
     Array(Vec<PatchValue>),
     /// Members in the order they were added; keys are unique.
     Object(Vec<(Cow<'static, str>, PatchValue)>),
@@ -76,6 +77,7 @@ impl PatchValue {
         match self {
             PatchValue::String(text) => Value::String(text.clone()),
             PatchValue::Integer(number) => Value::from(*number),
+            PatchValue::Bool(flag) => Value::Bool(*flag),
             PatchValue::Array(items) => Value::Array(items.iter().map(Self::to_json).collect()),
             PatchValue::Object(members) => Value::Object(
                 members
@@ -128,6 +130,7 @@ impl Serialize for PatchValue {
         match self {
             PatchValue::String(text) => serializer.serialize_str(text),
             PatchValue::Integer(number) => serializer.serialize_i64(*number),
+            PatchValue::Bool(flag) => serializer.serialize_bool(*flag),
             PatchValue::Array(items) => {
                 let mut seq = serializer.serialize_seq(Some(items.len()))?;
                 for item in items {
@@ -165,6 +168,7 @@ mod tests {
         let leaf = prop_oneof![
             any::<String>().prop_map(PatchValue::String),
             any::<i64>().prop_map(PatchValue::Integer),
+            any::<bool>().prop_map(PatchValue::Bool),
         ];
         leaf.prop_recursive(3, 24, 4, |inner| {
             prop_oneof![

@@ -1,6 +1,8 @@
 //! Environment variables for Python: interpreter flags and values sized from the container's CPU.
 //! A variable the container already defines — in `env`, or possibly through `envFrom` — is never
-//! added, because an explicit `env` entry would silently override the user's value.
+//! added plainly, because an explicit `env` entry would silently override the user's value. The
+//! count a source pytune cannot read may define goes in as a default: pytune's value, then an
+//! optional reference to the source's key, which the kubelet applies last when the key exists.
 
 use std::collections::BTreeSet;
 
@@ -16,8 +18,101 @@ use crate::core::quantity;
 /// What the container's `envFrom` sources may define.
 pub(crate) struct EnvFrom {
     pub known_keys: BTreeSet<String>,
-    /// Sources whose keys pytune was not given (neither in the input nor looked up).
-    pub unknown_sources: Vec<String>,
+    /// Sources whose keys pytune was not given (neither in the input nor looked up), in the
+    /// container's order.
+    pub unknown_sources: Vec<UnknownSource>,
+}
+
+/// An `envFrom` source whose keys pytune does not know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownSource {
+    pub kind: SourceKind,
+    pub name: String,
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    ConfigMap,
+    Secret,
+}
+
+impl UnknownSource {
+    /// Whether a key of this source can become `var`: its prefix begins the name, and a key is
+    /// left after it.
+    fn may_define(&self, var: &str) -> bool {
+        var.len() > self.prefix.len() && var.starts_with(&self.prefix)
+    }
+}
+
+impl std::fmt::Display for UnknownSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            SourceKind::ConfigMap => "ConfigMap",
+            SourceKind::Secret => "Secret",
+        };
+        write!(f, "{kind} {}", self.name)
+    }
+}
+
+/// The key of an unknown source that would define a variable: an optional reference to it in
+/// `env`, placed after pytune's value, lets the source's value win when it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceKey {
+    pub source: UnknownSource,
+    pub key: String,
+}
+
+impl SourceKey {
+    /// `{"secretKeyRef": {"name": …, "key": …, "optional": true}}`: optional, so the kubelet
+    /// skips it when the key (or the source) is missing, and the value before it stands.
+    fn value_from(&self) -> PatchValue {
+        let reference = match self.source.kind {
+            SourceKind::ConfigMap => "configMapKeyRef",
+            SourceKind::Secret => "secretKeyRef",
+        };
+        let key_ref = PatchValue::object([
+            ("name", self.source.name.as_str().into()),
+            ("key", self.key.as_str().into()),
+            ("optional", PatchValue::Bool(true)),
+        ]);
+        PatchValue::object([(reference, key_ref)])
+    }
+}
+
+impl EnvFrom {
+    /// The unknown sources that may define any of `vars`.
+    fn defining<'s, 'v>(
+        &'s self,
+        vars: impl IntoIterator<Item = &'v str> + Clone + 's,
+    ) -> impl Iterator<Item = &'s UnknownSource> {
+        self.unknown_sources
+            .iter()
+            .filter(move |source| vars.clone().into_iter().any(|var| source.may_define(var)))
+    }
+
+    /// Whether an unknown source may define `var`.
+    pub fn may_define(&self, var: &str) -> bool {
+        self.defining([var]).next().is_some()
+    }
+
+    /// The unknown sources that may define any of `vars`, for messages: `Secret app-env,
+    /// ConfigMap app-config`.
+    pub fn names_defining<'v>(&self, vars: impl IntoIterator<Item = &'v str> + Clone) -> String {
+        let names: Vec<String> = self.defining(vars).map(ToString::to_string).collect();
+        names.join(", ")
+    }
+
+    /// The keys of unknown sources that would define `var` (a source's prefix must begin it), in
+    /// the order the kubelet applies them.
+    pub fn keys_defining(&self, var: &str) -> Vec<SourceKey> {
+        self.defining([var])
+            .map(|source| SourceKey {
+                source: source.clone(),
+                key: var[source.prefix.len()..].to_string(),
+            })
+            .collect()
+    }
 }
 
 pub(crate) fn env_from(target: &Target, planner: &Planner) -> EnvFrom {
@@ -25,22 +120,46 @@ pub(crate) fn env_from(target: &Target, planner: &Planner) -> EnvFrom {
     let mut unknown_sources = Vec::new();
     for source in target.container.env_from.iter().flatten() {
         let prefix = source.prefix.as_deref().unwrap_or("");
+        let unknown = |kind, name: &str| UnknownSource {
+            kind,
+            name: name.to_string(),
+            prefix: prefix.to_string(),
+        };
         if let Some(config_map) = &source.config_map_ref {
             match planner.ctx.config_map_keys.get(&config_map.name) {
                 Some(keys) => known_keys.extend(keys.iter().map(|key| format!("{prefix}{key}"))),
-                None => unknown_sources.push(format!("ConfigMap {}", config_map.name)),
+                None => unknown_sources.push(unknown(SourceKind::ConfigMap, &config_map.name)),
             }
         }
         if let Some(secret) = &source.secret_ref {
             match planner.ctx.secret_keys.get(&secret.name) {
                 Some(keys) => known_keys.extend(keys.iter().map(|key| format!("{prefix}{key}"))),
-                None => unknown_sources.push(format!("Secret {}", secret.name)),
+                None => unknown_sources.push(unknown(SourceKind::Secret, &secret.name)),
             }
         }
     }
     EnvFrom {
         known_keys,
         unknown_sources,
+    }
+}
+
+/// A variable to add, and the source keys whose value, where they define it, wins over it.
+struct Addition {
+    name: String,
+    value: String,
+    reason: String,
+    yields_to: Vec<SourceKey>,
+}
+
+impl Addition {
+    fn new(name: &str, value: impl Into<String>, reason: impl Into<String>) -> Addition {
+        Addition {
+            name: name.to_string(),
+            value: value.into(),
+            reason: reason.into(),
+            yields_to: Vec::new(),
+        }
     }
 }
 
@@ -70,10 +189,7 @@ pub fn gunicorn_port(target: &Target, sources: &EnvFrom, planner: &Planner) -> O
     }
     let binds_itself = target.launch.entry.as_ref().is_some_and(|e| e.binds_itself);
     let defined = target.env_entry("PORT").is_some();
-    if binds_itself
-        || defined
-        || sources.known_keys.contains("PORT")
-        || !sources.unknown_sources.is_empty()
+    if binds_itself || defined || sources.known_keys.contains("PORT") || sources.may_define("PORT")
     {
         return None;
     }
@@ -102,8 +218,8 @@ pub fn plan(
 
     // Fixed interpreter flags.
     let fixed_allowed =
-        sources.unknown_sources.is_empty() || policy.env.fixed_when_env_from_unknown;
-    let mut additions: Vec<(String, String, String)> = Vec::new();
+        |var: &str| policy.env.fixed_when_env_from_unknown || !sources.may_define(var);
+    let mut additions: Vec<Addition> = Vec::new();
     for (var, value) in &policy.env.fixed {
         if defined.contains(var.as_str()) {
             continue;
@@ -114,17 +230,17 @@ pub fn plan(
                 Feature::Env,
                 format!("{var} not added: envFrom defines it"),
             );
-        } else if !fixed_allowed {
+        } else if !fixed_allowed(var) {
             planner.note(
                 Some(&name),
                 Feature::Env,
                 format!(
                     "{var} not added: envFrom {} may define it",
-                    sources.unknown_sources.join(", ")
+                    sources.names_defining([var.as_str()])
                 ),
             );
         } else {
-            additions.push((var.clone(), value.clone(), fixed_reason(var).to_string()));
+            additions.push(Addition::new(var, value, fixed_reason(var)));
         }
     }
     if let Some(arenas) = &policy.env.malloc_arena_max {
@@ -148,10 +264,11 @@ pub fn plan(
                 Feature::Env,
                 format!("{var} not added: jemalloc is preloaded, glibc's arenas are not used"),
             );
-        } else if !defined.contains(var) && !sources.known_keys.contains(var) && fixed_allowed {
-            additions.push((
-                var.to_string(),
-                arenas.clone(),
+        } else if !defined.contains(var) && !sources.known_keys.contains(var) && fixed_allowed(var)
+        {
+            additions.push(Addition::new(
+                var,
+                arenas,
                 format!("glibc makes up to 8 malloc arenas per core; {arenas} bounds memory growth of threaded Python"),
             ));
         }
@@ -186,6 +303,13 @@ pub fn plan(
             ),
         ));
     }
+    // The count pytune sizes as a default that sources it cannot read override.
+    let count_default = match workers {
+        WorkerPlan::Set {
+            knob, yields_to, ..
+        } if !yields_to.is_empty() => Some((knob, yields_to)),
+        _ => None,
+    };
     let mut blocked_by_unknown = Vec::new();
     for (var, value, reason) in computed {
         if defined.contains(var.as_str()) {
@@ -197,23 +321,34 @@ pub fn plan(
                 Feature::Env,
                 format!("{var} not added: envFrom defines it"),
             );
-        } else if !sources.unknown_sources.is_empty() {
-            blocked_by_unknown.push(var);
+        } else if !sources.may_define(&var) {
+            additions.push(Addition::new(&var, value, reason));
+        } else if let Some((_, keys)) = count_default.filter(|(knob, _)| **knob == var) {
+            let reason = format!(
+                "{reason}; a default, which a value in {} overrides",
+                sources.names_defining([var.as_str()])
+            );
+            let mut addition = Addition::new(&var, value, reason);
+            addition.yields_to = keys.clone();
+            additions.push(addition);
         } else {
-            additions.push((var, value, reason));
+            blocked_by_unknown.push(var);
         }
     }
     if !blocked_by_unknown.is_empty() {
-        let sources = sources.unknown_sources.join(", ");
+        let blocked = blocked_by_unknown.iter().map(String::as_str);
+        let (names, sources_count) = (
+            sources.names_defining(blocked.clone()),
+            sources.defining(blocked).count(),
+        );
         planner.note(
             Some(&name),
             Feature::Env,
             format!(
-                "{} not added: envFrom {sources} may define them",
+                "{} not added: envFrom {names} may define them",
                 blocked_by_unknown.join(", ")
             ),
         );
-        let sources_count = target.container.env_from.iter().flatten().count();
         let unset = match blocked_by_unknown.as_slice() {
             [only] => only.clone(),
             [first, rest @ ..] => format!("{first} and {} more", rest.len()),
@@ -228,28 +363,42 @@ pub fn plan(
     if additions.is_empty() {
         return;
     }
-    // Each entry takes the name and value; each change keeps a copy of the value.
+    // Each entry takes the name and value; each change keeps a copy of the value. A default that a
+    // source overrides is followed by its optional references, which the kubelet applies after it.
     let mut entries = Vec::with_capacity(additions.len());
     let mut changes = Vec::with_capacity(additions.len());
-    for (var, value, reason) in additions {
-        changes.push((["env.", var.as_str()].concat(), value.clone(), reason));
+    for addition in additions {
+        let field = ["env.", addition.name.as_str()].concat();
+        changes.push((
+            field.clone(),
+            PatchValue::String(addition.value.clone()),
+            addition.reason,
+        ));
         entries.push(PatchValue::object([
-            ("name", var.into()),
-            ("value", value.into()),
+            ("name", addition.name.as_str().into()),
+            ("value", addition.value.into()),
         ]));
+        for key in &addition.yields_to {
+            let value_from = key.value_from();
+            changes.push((
+                field.clone(),
+                value_from.clone(),
+                format!(
+                    "where {} has {}, its value wins over pytune's default",
+                    key.source, key.key
+                ),
+            ));
+            entries.push(PatchValue::object([
+                ("name", addition.name.as_str().into()),
+                ("valueFrom", value_from),
+            ]));
+        }
     }
     let paths = planner
         .builder
         .append_all(&target.tokens(&["env"]), entries);
     for ((field, value, reason), path) in changes.into_iter().zip(paths) {
-        planner.change(
-            Some(&name),
-            Feature::Env,
-            field,
-            path,
-            PatchValue::String(value),
-            reason,
-        );
+        planner.change(Some(&name), Feature::Env, field, path, value, reason);
     }
 }
 
@@ -332,6 +481,7 @@ fn computed(
                 knob,
                 count,
                 reason,
+                ..
             } if !defined.contains(knob) => {
                 out.push((knob.clone(), count.to_string(), reason.clone()));
             }

@@ -196,7 +196,7 @@ pub fn plan(
             && let Dimension::Memory = dimension
         {
             match (fan_out, per_process) {
-                (FanOut::Unknown(why), _) => {
+                (FanOut::Unknown(why) | FanOut::Defaulted { why, .. }, _) => {
                     planner.note(
                         Some(target.name()),
                         Feature::Resources,

@@ -1,7 +1,7 @@
 //! How many worker processes a web container should run: a formula per server from the CPU the
 //! container gets, capped by its memory limit, or pinned by annotation.
 
-use super::env::EnvFrom;
+use super::env::{EnvFrom, SourceKey};
 use super::resources::SizingBase;
 use crate::core::catalog::{CountDefault, Counts, ServerKind};
 use crate::core::detect::{Server, WorkerClass};
@@ -19,6 +19,9 @@ pub enum WorkerPlan {
         knob: String,
         count: u32,
         reason: String,
+        /// Keys of `envFrom` sources pytune cannot read that would define `knob`: the count is
+        /// added as a default their value overrides (see `FanOut::Defaulted`).
+        yields_to: Vec<SourceKey>,
     },
     /// The process count is already decided elsewhere (a flag, the user's variable, the app's
     /// fixed default); use it for thread caps and memory checks.
@@ -34,6 +37,13 @@ pub enum FanOut {
     Known { processes: u32, source: String },
     /// pytune sets the count itself and fits it to the memory limit.
     Owned { knob: String },
+    /// pytune sets the count as a default, but `envFrom` sources it cannot read may define the
+    /// variable, and their value wins: how many processes start is not known.
+    Defaulted {
+        knob: String,
+        keys: Vec<SourceKey>,
+        why: String,
+    },
     /// Cannot be known (no server recognised, or a count that follows the node's cores).
     Unknown(String),
 }
@@ -70,14 +80,26 @@ pub fn fan_out(
         if let Some(count) = directives.workers {
             return known(count, format!("annotation {}", annotations::WORKERS));
         }
+        // Set from a Secret or ConfigMap key, or to something other than a count.
+        if let Some(entry) = target.env_entry(knob) {
+            let from = match &entry.value_from {
+                Some(_) => "from a reference".to_string(),
+                None => format!("to {:?}", entry.value.as_deref().unwrap_or("")),
+            };
+            return FanOut::Unknown(format!("{knob} is set {from}, not a count pytune can read"));
+        }
         // The user sized the program another way, which the variable would override.
-        let yields_to = launch
-            .concurrency()
-            .into_iter()
-            .flat_map(|c| &c.unless_env)
-            .find(|var| target.env_entry(var).is_some() || sources.known_keys.contains(*var));
-        if let Some(var) = yields_to {
-            return FanOut::Unknown(format!("{var} is set, and {knob} would override it",));
+        let unless_env = launch.concurrency().into_iter().flat_map(|c| &c.unless_env);
+        for var in unless_env {
+            if target.env_entry(var).is_some() || sources.known_keys.contains(var) {
+                return FanOut::Unknown(format!("{var} is set, and {knob} would override it"));
+            }
+            if sources.may_define(var) {
+                return FanOut::Unknown(format!(
+                    "{var} may come from envFrom {}, and {knob} would override it",
+                    sources.names_defining([var.as_str()])
+                ));
+            }
         }
         // pytune would not add the variable, and the source sets, or may set, any count.
         if sources.known_keys.contains(knob) {
@@ -85,10 +107,20 @@ pub fn fan_out(
                 "{knob} comes from an envFrom source, whose value pytune does not read",
             ));
         }
-        if !sources.unknown_sources.is_empty() {
-            return FanOut::Unknown(format!(
-                "{knob} may come from envFrom, which pytune cannot read",
-            ));
+        let keys = sources.keys_defining(knob);
+        if !keys.is_empty() {
+            let why = format!(
+                "{knob} may come from envFrom {}, which pytune cannot read",
+                sources.names_defining([knob])
+            );
+            if !policy.env.count_when_env_from_unknown {
+                return FanOut::Unknown(why);
+            }
+            return FanOut::Defaulted {
+                knob: knob.to_string(),
+                keys,
+                why,
+            };
         }
         return FanOut::Owned {
             knob: knob.to_string(),
@@ -217,8 +249,9 @@ pub fn plan(
     if let Some((count, source)) = given(target) {
         return WorkerPlan::Given { count, source };
     }
-    let knob = match fan_out.clone() {
-        FanOut::Owned { knob } => knob,
+    let (knob, yields_to) = match fan_out.clone() {
+        FanOut::Owned { knob } => (knob, Vec::new()),
+        FanOut::Defaulted { knob, keys, .. } => (knob, keys),
         FanOut::Known { processes, source } if directives.workers.is_none() => {
             let count = processes
                 .saturating_sub(target.launch.base_processes())
@@ -226,7 +259,7 @@ pub fn plan(
             return WorkerPlan::Given { count, source };
         }
         FanOut::Known { .. } => match target.launch.count_env() {
-            Some(knob) => knob.to_string(),
+            Some(knob) => (knob.to_string(), Vec::new()),
             None => {
                 return WorkerPlan::NotSized(format!(
                     "{} reads no count variable: annotation {} is not applied",
@@ -248,6 +281,7 @@ pub fn plan(
             knob,
             count,
             reason: format!("pinned by annotation {}", annotations::WORKERS),
+            yields_to,
         };
     }
     let Some(millis) = base.cpu_millis else {
@@ -322,6 +356,7 @@ pub fn plan(
         knob,
         count,
         reason,
+        yields_to,
     }
 }
 
