@@ -315,11 +315,13 @@ fn contexts() -> impl Strategy<Value = Context> {
     (
         prop::option::of(prop::sample::select(vec![(1u32, 28u32), (1, 30), (1, 36)])),
         learned(),
+        any::<bool>(),
     )
-        .prop_map(|(version, learned)| {
+        .prop_map(|(version, learned, manifest)| {
             let mut ctx = Context {
                 kubernetes_version: version.map(|(major, minor)| KubeVersion::new(major, minor)),
                 learned,
+                manifest,
                 ..Context::default()
             };
             ctx.config_map_keys

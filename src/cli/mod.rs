@@ -122,7 +122,9 @@ fn manifests_in(
 
 fn run_mutate(args: args::MutateArgs) -> Result<ExitCode> {
     let policy = load_policy(args.policy.as_deref())?;
-    let (ctx, read) = manifests_in(&args.paths, args.kubernetes_version);
+    let (mut ctx, read) = manifests_in(&args.paths, args.kubernetes_version);
+    // Its output is applied; `audit` reports what the webhook does to the Pods.
+    ctx.manifest = true;
     let mut output = mutate::mutate(&read.inputs, &policy, &ctx);
     // Inputs that could not be read count as errors like any other, in the summary too.
     output.errors.splice(0..0, read.errors);

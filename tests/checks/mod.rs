@@ -347,6 +347,31 @@ pub fn engine_invariants(
             && (policy.env.fixed.contains_key(name) || name == "MALLOC_ARENA_MAX")
     };
     environment_kept(pod, &mutated, ctx, &fixed_over_unknown)?;
+    // A manifest to apply never names a variable twice in one container's env where the user's
+    // did not (server-side apply refuses it).
+    if ctx.manifest {
+        let twice = |container: &Value| -> usize {
+            let names: Vec<&str> = container["env"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e["name"].as_str())
+                .collect();
+            let unique: std::collections::BTreeSet<&str> = names.iter().copied().collect();
+            names.len() - unique.len()
+        };
+        let containers = |pod: &Value| {
+            pod["spec"]["containers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        };
+        for (before, after) in containers(pod).iter().zip(containers(&mutated).iter()) {
+            ensure(twice(after) == twice(before), || {
+                format!("{}: a name twice in a manifest's env", after["name"])
+            })?;
+        }
+    }
 
     // Idempotent.
     let again = engine::plan(&mutated, policy, ctx)
@@ -653,7 +678,11 @@ pub fn pod_bytes(bytes: &[u8]) -> Checked {
 pub fn manifest_bytes(bytes: &[u8]) -> Checked {
     let input = inputs::decode("in.yaml".to_string(), bytes.to_vec());
     let documents = input.documents();
-    let ctx = context(None);
+    // As `pytune mutate` plans: for manifests to apply.
+    let ctx = Context {
+        manifest: true,
+        ..context(None)
+    };
     let output = mutate::mutate(std::slice::from_ref(&input), &POLICY, &ctx);
 
     let left_out = documents

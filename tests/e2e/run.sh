@@ -259,6 +259,53 @@ for w in json.load(sys.stdin)["workloads"]:
     if w["workload"] == "Pod/" + sys.argv[1]:
         print(" ".join(w["pods"]))' "$1"
 }
+# --- a Secret pytune does not read: the count is a default the Secret's value overrides ----------
+# One Secret holds WEB_CONCURRENCY, the other does not. The API server must accept the second,
+# optional entry of the same name; where a node runs the Pods, the kubelet gives each container
+# the Secret's value, or pytune's where the Secret has none (the container prints it, then fails
+# to exec gunicorn, which the image lacks).
+kubectl -n "$ns_on" create secret generic sized --from-literal=WEB_CONCURRENCY=7 >/dev/null
+kubectl -n "$ns_on" create secret generic credentials --from-literal=DATABASE_URL=postgres://db >/dev/null
+secret_pod() { # NAME SECRET
+    cat <<YAML
+apiVersion: v1
+kind: Pod
+metadata: { name: $1, labels: { pytune.io/runtime: python } }
+spec:
+  restartPolicy: Never
+  containers:
+    - name: app
+      image: python:3.12-slim
+      command: ["sh", "-c", "echo WEB_CONCURRENCY=\$WEB_CONCURRENCY; exec gunicorn --bind 0.0.0.0:8000 app:app"]
+      ports: [{ containerPort: 8000 }]
+      envFrom: [{ secretRef: { name: $2 } }]
+YAML
+}
+secret_pod from-secret sized | kubectl -n "$ns_on" create -f - >/dev/null 2>"$work/create-from-secret.err" ||
+    die "creating Pod from-secret failed: $(cat "$work/create-from-secret.err")"
+secret_pod default-count credentials | kubectl -n "$ns_on" create -f - >/dev/null 2>"$work/create-default-count.err" ||
+    die "creating Pod default-count failed: $(cat "$work/create-default-count.err")"
+references() { get "$1" "$2" '{.spec.containers[0].env[?(@.name=="WEB_CONCURRENCY")].valueFrom.secretKeyRef.name}'; }
+check "a count an unread Secret may hold is added with a reference to it" test "$(references "$ns_on" from-secret)" == sized
+check "pytune's count comes first" has_env "$ns_on" from-secret WEB_CONCURRENCY
+# printed WEB_CONCURRENCY of POD once its container ran; empty without a node to run it.
+printed() {
+    local deadline=$((SECONDS + 90)) line=""
+    while [[ -z $line ]] && ((SECONDS < deadline)); do
+        line=$(kubectl -n "$ns_on" logs "$1" 2>/dev/null | grep -m1 '^WEB_CONCURRENCY=' || true)
+        [[ -z $line ]] && sleep 3
+    done
+    echo "${line#WEB_CONCURRENCY=}"
+}
+from_secret=$(printed from-secret)
+if [[ -n $from_secret ]]; then
+    check "the kubelet gives the Secret's count" test "$from_secret" == 7
+    check "and pytune's where the Secret has none" \
+        test "$(printed default-count)" == "$(env_of "$ns_on" default-count WEB_CONCURRENCY)"
+else
+    log "no node ran the Secret Pods within 90 s: the kubelet's side is not checked"
+fi
+
 check "audit --cluster reports the Pod created before pytune as missed" test "$(class_of early)" == missed
 check "audit --cluster reports a Pod pytune changed as mutated" test "$(class_of web)" == mutated
 kubectl -n "$ns_on" delete pod early --wait=true >/dev/null

@@ -95,6 +95,10 @@ pub struct Context {
     /// Learned defaults of the Pod's workload, by container name (`core::learned`), already
     /// looked up for the Pod's workload and found fresh: the engine never reads a clock.
     pub learned: BTreeMap<String, LearnedValues>,
+    /// The plan goes into a manifest that will be applied (`pytune mutate`), not into a Pod the
+    /// API server admits: its `env` may not name a variable twice, which server-side apply and
+    /// kubectl's three-way merge refuse, so no count goes in as a default a source overrides.
+    pub manifest: bool,
 }
 
 #[derive(Debug, Error)]

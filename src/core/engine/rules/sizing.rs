@@ -77,9 +77,6 @@ pub fn fan_out(
         && policy.env.web_concurrency
         && counts_processes(launch)
     {
-        if let Some(count) = directives.workers {
-            return known(count, format!("annotation {}", annotations::WORKERS));
-        }
         // Set from a Secret or ConfigMap key, or to something other than a count.
         if let Some(entry) = target.env_entry(knob) {
             let from = match &entry.value_from {
@@ -116,11 +113,19 @@ pub fn fan_out(
             if !policy.env.count_when_env_from_unknown {
                 return FanOut::Unknown(why);
             }
+            if sources.in_manifest {
+                return FanOut::Unknown(format!(
+                    "{why} (the webhook sets it on the Pod as a default the source overrides)"
+                ));
+            }
             return FanOut::Defaulted {
                 knob: knob.to_string(),
                 keys,
                 why,
             };
+        }
+        if let Some(count) = directives.workers {
+            return known(count, format!("annotation {}", annotations::WORKERS));
         }
         return FanOut::Owned {
             knob: knob.to_string(),
