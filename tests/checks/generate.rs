@@ -547,13 +547,19 @@ impl Container {
             let sources: Vec<Value> = sources
                 .iter()
                 .take(3)
-                .map(|(secret, name)| {
-                    let name = pick(&["known", "other", ""], *name);
-                    if *secret {
+                .map(|(secret, byte)| {
+                    let name = pick(&["known", "other", ""], *byte);
+                    // The same byte picks a prefix, which may or may not begin what pytune adds.
+                    let prefix = pick(&["", "", "APP_", "WEB_"], *byte / 3);
+                    let mut source = if *secret {
                         json!({"secretRef": {"name": name}})
                     } else {
                         json!({"configMapRef": {"name": name}})
+                    };
+                    if !prefix.is_empty() {
+                        source["prefix"] = json!(prefix);
                     }
+                    source
                 })
                 .collect();
             c.insert("envFrom".into(), json!(sources));

@@ -662,7 +662,11 @@ pub fn pod_bytes(bytes: &[u8]) -> Checked {
         Some(2) => Some((1, 30)),
         _ => Some((1, 36)),
     };
-    let ctx = context(version);
+    // The same byte says whether the plan is for a manifest to apply (`pytune mutate`).
+    let ctx = Context {
+        manifest: bytes.last().is_some_and(|b| b & 4 != 0),
+        ..context(version)
+    };
     let planned = engine_invariants(&pod, &POLICY, &ctx)?;
     let answered = answer(&review_of(&pod), &POLICY, &ctx)?;
     let changed = planned.as_ref().filter(|mutated| **mutated != pod);
