@@ -131,6 +131,7 @@ pub enum Decision {
 
 /// What pytune knows of one target container.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TargetContainer {
     pub name: String,
     pub profile: WorkloadProfile,
