@@ -204,10 +204,17 @@ pub fn detect(container: &Container) -> Detection {
             }
         }
         if detection.server == Server::Unknown {
-            detection.evidence.push(format!(
-                "command {:?} is not a known server",
-                argv.join(" ")
-            ));
+            // A script can be pages long: its start says what it is.
+            let command = argv.join(" ");
+            let shown: String = command.chars().take(100).collect();
+            let more = if shown.len() < command.len() {
+                "…"
+            } else {
+                ""
+            };
+            detection
+                .evidence
+                .push(format!("command {shown:?}{more} is not a known server"));
         }
     } else {
         detection
@@ -215,10 +222,13 @@ pub fn detect(container: &Container) -> Detection {
             .push("no command or args: the image's entrypoint runs".to_string());
     }
 
-    // Environment variables servers read.
+    // Environment variables servers read. They show the server only where the image's own
+    // entrypoint runs: charts give every container of an image one env block, so a worker whose
+    // command is a script of its own carries the web server's variables too.
+    let image_default = argv.is_empty();
     if let Some(cmd_args) = env("GUNICORN_CMD_ARGS") {
         let words = shlex::split(cmd_args).unwrap_or_default();
-        if detection.server == Server::Unknown {
+        if detection.server == Server::Unknown && image_default {
             detection.server = Server::Gunicorn;
             detection
                 .evidence
@@ -228,7 +238,7 @@ pub fn detect(container: &Container) -> Detection {
             gunicorn_flags(&words, &mut detection);
         }
     }
-    if detection.server == Server::Unknown {
+    if detection.server == Server::Unknown && image_default {
         if let Some(name) = env_names.iter().find(|name| name.starts_with("UVICORN_")) {
             detection.server = Server::Uvicorn;
             detection.evidence.push(format!("env: {name}"));
@@ -313,9 +323,8 @@ pub fn launch_words(container: &Container) -> Vec<String> {
 /// The simple commands the container runs: one for a plain argv; for `sh -c SCRIPT`, each command
 /// of the script (split on newlines, `;`, `&&`, `||`, `|`).
 fn command_segments(argv: &[String]) -> (Vec<Vec<String>>, Option<ShellWrapper>) {
-    let first = basename(&argv[0]);
-    let is_shell = matches!(first, "sh" | "bash" | "ash" | "dash" | "zsh");
-    if is_shell {
+    if let Some(start) = shell_start(argv) {
+        let argv = &argv[start..];
         let script_at = argv
             .iter()
             .position(|arg| arg.starts_with('-') && !arg.starts_with("--") && arg.contains('c'));
@@ -360,6 +369,26 @@ fn command_segments(argv: &[String]) -> (Vec<Vec<String>>, Option<ShellWrapper>)
         }
     }
     (vec![argv.to_vec()], None)
+}
+
+/// Where a shell that runs a script starts: the first word, or after launchers and an image's
+/// entrypoint script that hand on to it (`dumb-init -- /entrypoint bash -c "exec airflow …"`; an
+/// entrypoint script ends in `exec "$@"` by Docker's convention).
+fn shell_start(argv: &[String]) -> Option<usize> {
+    for (i, word) in argv.iter().enumerate() {
+        let base = basename(word);
+        if matches!(base, "sh" | "bash" | "ash" | "dash" | "zsh") {
+            return Some(i);
+        }
+        let hands_on = is_launcher(base)
+            || base.starts_with('-')
+            || (word.contains('=') && !word.contains('/'))
+            || base.contains("entrypoint");
+        if !hands_on {
+            return None;
+        }
+    }
+    None
 }
 
 fn basename(word: &str) -> &str {
@@ -767,6 +796,26 @@ mod tests {
             .workers,
             Some(4)
         );
+    }
+
+    #[test]
+    fn server_variables_beside_a_command_of_its_own_show_no_server() {
+        // A chart's shared env block on a Celery worker started by a script.
+        let d = detect(&with_env(
+            container(&["/start-worker"], &[]),
+            &[
+                ("GUNICORN_CMD_ARGS", "--workers 4"),
+                ("UWSGI_PROCESSES", "2"),
+            ],
+        ));
+        assert_eq!(d.server, Server::Unknown);
+        // gunicorn itself still reads them.
+        let d = detect(&with_env(
+            container(&["gunicorn", "app:app"], &[]),
+            &[("GUNICORN_CMD_ARGS", "--workers 4")],
+        ));
+        assert_eq!(d.server, Server::Gunicorn);
+        assert_eq!(d.flags.workers, Some(4));
     }
 
     #[test]

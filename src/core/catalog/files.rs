@@ -31,12 +31,14 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "dagster.yaml",
         include_str!("../../../catalog/dagster.yaml"),
     ),
+    ("dask.yaml", include_str!("../../../catalog/dask.yaml")),
     (
         "enterprise-gateway.yaml",
         include_str!("../../../catalog/enterprise-gateway.yaml"),
     ),
     ("feast.yaml", include_str!("../../../catalog/feast.yaml")),
     ("flower.yaml", include_str!("../../../catalog/flower.yaml")),
+    ("frappe.yaml", include_str!("../../../catalog/frappe.yaml")),
     ("gradio.yaml", include_str!("../../../catalog/gradio.yaml")),
     (
         "graphite.yaml",
@@ -75,6 +77,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "mayan-edms.yaml",
         include_str!("../../../catalog/mayan-edms.yaml"),
     ),
+    ("mealie.yaml", include_str!("../../../catalog/mealie.yaml")),
     (
         "microservices-demo.yaml",
         include_str!("../../../catalog/microservices-demo.yaml"),
@@ -93,6 +96,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     (
         "paperless-ngx.yaml",
         include_str!("../../../catalog/paperless-ngx.yaml"),
+    ),
+    (
+        "pgadmin.yaml",
+        include_str!("../../../catalog/pgadmin.yaml"),
     ),
     ("plone.yaml", include_str!("../../../catalog/plone.yaml")),
     (
@@ -139,6 +146,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "weblate.yaml",
         include_str!("../../../catalog/weblate.yaml"),
     ),
+    ("wger.yaml", include_str!("../../../catalog/wger.yaml")),
     ("zulip.yaml", include_str!("../../../catalog/zulip.yaml")),
     (
         "servers.yaml",
