@@ -356,12 +356,7 @@ fn command_segments(argv: &[String]) -> (Vec<Vec<String>>, Option<ShellWrapper>)
                 segments.push(current);
             }
             segments.retain(|segment| !segment.is_empty());
-            // bash runs a script of one simple command by exec'ing it (no fork), so the program
-            // gets SIGTERM as if exec were written.
-            let bash_single = basename(&argv[0]) == "bash"
-                && segments.len() == 1
-                && !script.contains(['\n', '&', '|', ';', '(', '`', '$', '<', '>']);
-            let exec = bash_single
+            let exec = (basename(&argv[0]) == "bash" && bash_execs_last(script))
                 || segments
                     .last()
                     .is_some_and(|segment| segment.first().map(String::as_str) == Some("exec"));
@@ -369,6 +364,35 @@ fn command_segments(argv: &[String]) -> (Vec<Vec<String>>, Option<ShellWrapper>)
         }
     }
     (vec![argv.to_vec()], None)
+}
+
+/// Whether bash runs the last command of a `-c` script by exec'ing it (no fork), so the program
+/// gets SIGTERM as if `exec` were written: bash 5.1 and later do for a last simple command, unless
+/// a trap is set (bash 5.1 NEWS; checked on 5.2: `cd /app && gunicorn …` leaves gunicorn as the
+/// shell's process). A last command in a pipeline, a compound command, the background or a
+/// command substitution is forked. Images with bash 5.0 or older (Debian 10, Ubuntu 20.04) fork it
+/// too; a wrong guess here only changes whether the grace period is lengthened.
+fn bash_execs_last(script: &str) -> bool {
+    if script.contains("trap ") {
+        return false;
+    }
+    let Some(line) = script
+        .lines()
+        .map(str::trim)
+        .rfind(|line| !line.is_empty() && !line.starts_with('#'))
+    else {
+        return false;
+    };
+    let line = line.replace("&&", ";").replace("||", ";");
+    let last = line.rsplit(';').next().map(str::trim).unwrap_or("");
+    let keyword = last.split_whitespace().next().is_none_or(|word| {
+        matches!(
+            word,
+            "done" | "fi" | "esac" | "then" | "do" | "else" | "if" | "while" | "until" | "for"
+                | "case" | "function" | "}" | ")" | "{" | "("
+        )
+    });
+    !keyword && !last.contains(['|', '&', '(', ')', '`', '{', '}', '<', '>'])
 }
 
 /// Where a shell that runs a script starts: the first word, or after launchers and an image's
@@ -684,11 +708,27 @@ mod tests {
         ));
         assert_eq!(d.server, Server::Gunicorn);
         assert_eq!(d.shell, Some(ShellWrapper { exec: true }));
+        // bash 5.1+ execs the last simple command of its script.
         let d = detect(&container(
             &["bash", "-lc", "cd /app; uvicorn main:app --port 9000"],
             &[],
         ));
         assert_eq!(d.server, Server::Uvicorn);
+        assert_eq!(d.shell, Some(ShellWrapper { exec: true }));
+        // Not with a trap set, nor for a last command in a pipeline or in the background.
+        for script in [
+            "trap 'echo bye' TERM; uvicorn main:app",
+            "uvicorn main:app | tee /tmp/log",
+            "migrate && uvicorn main:app &",
+        ] {
+            let d = detect(&container(&["bash", "-c", script], &[]));
+            assert_eq!(d.shell, Some(ShellWrapper { exec: false }), "{script}");
+        }
+        // sh (dash, busybox) forks it.
+        let d = detect(&container(
+            &["sh", "-c", "cd /app; uvicorn main:app --port 9000"],
+            &[],
+        ));
         assert_eq!(d.shell, Some(ShellWrapper { exec: false }));
         assert_eq!(d.flags.port, Some(9000));
         assert_eq!(d.flags.host, None);
@@ -703,11 +743,17 @@ mod tests {
             &[],
         ));
         assert_eq!(d.shell, Some(ShellWrapper { exec: false }));
+        // A variable in it is expanded first; a redirection makes bash fork.
         let d = detect(&container(
             &["bash", "-c", "gunicorn shop.wsgi -b :$PORT"],
             &[],
         ));
-        assert_eq!(d.shell, Some(ShellWrapper { exec: false }), "an expansion");
+        assert_eq!(d.shell, Some(ShellWrapper { exec: true }), "an expansion");
+        let d = detect(&container(
+            &["bash", "-c", "gunicorn shop.wsgi > /tmp/log"],
+            &[],
+        ));
+        assert_eq!(d.shell, Some(ShellWrapper { exec: false }), "a redirection");
     }
 
     #[test]
