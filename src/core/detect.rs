@@ -388,8 +388,22 @@ fn bash_execs_last(script: &str) -> bool {
     let keyword = last.split_whitespace().next().is_none_or(|word| {
         matches!(
             word,
-            "done" | "fi" | "esac" | "then" | "do" | "else" | "if" | "while" | "until" | "for"
-                | "case" | "function" | "}" | ")" | "{" | "("
+            "done"
+                | "fi"
+                | "esac"
+                | "then"
+                | "do"
+                | "else"
+                | "if"
+                | "while"
+                | "until"
+                | "for"
+                | "case"
+                | "function"
+                | "}"
+                | ")"
+                | "{"
+                | "("
         )
     });
     !keyword && !last.contains(['|', '&', '(', ')', '`', '{', '}', '<', '>'])

@@ -32,6 +32,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../../catalog/dagster.yaml"),
     ),
     ("dask.yaml", include_str!("../../../catalog/dask.yaml")),
+    ("dify.yaml", include_str!("../../../catalog/dify.yaml")),
     (
         "enterprise-gateway.yaml",
         include_str!("../../../catalog/enterprise-gateway.yaml"),
@@ -52,6 +53,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "home-assistant.yaml",
         include_str!("../../../catalog/home-assistant.yaml"),
     ),
+    ("immich.yaml", include_str!("../../../catalog/immich.yaml")),
     (
         "jupyterhub.yaml",
         include_str!("../../../catalog/jupyterhub.yaml"),
@@ -65,6 +67,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../../catalog/label-studio.yaml"),
     ),
     (
+        "langflow.yaml",
+        include_str!("../../../catalog/langflow.yaml"),
+    ),
+    (
         "litellm.yaml",
         include_str!("../../../catalog/litellm.yaml"),
     ),
@@ -73,6 +79,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "mailman.yaml",
         include_str!("../../../catalog/mailman.yaml"),
     ),
+    ("mailu.yaml", include_str!("../../../catalog/mailu.yaml")),
     (
         "mayan-edms.yaml",
         include_str!("../../../catalog/mayan-edms.yaml"),
@@ -101,6 +108,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "pgadmin.yaml",
         include_str!("../../../catalog/pgadmin.yaml"),
     ),
+    ("plane.yaml", include_str!("../../../catalog/plane.yaml")),
     ("plone.yaml", include_str!("../../../catalog/plone.yaml")),
     (
         "posthog.yaml",

@@ -62,6 +62,10 @@ pub struct Entry {
     /// The C library of the image, where known: `MALLOC_ARENA_MAX` only means something to glibc.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub libc: Option<Libc>,
+    /// An allocator the image preloads in its own `ENV` (`LD_PRELOAD` of mimalloc or jemalloc):
+    /// glibc's malloc arenas are then not used, and `MALLOC_ARENA_MAX` means nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preloaded_allocator: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerKind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -251,6 +251,11 @@ pub fn plan(
         let jemalloc = target
             .env_value("LD_PRELOAD")
             .is_some_and(|preload| preload.contains("jemalloc"));
+        let preloaded = target
+            .launch
+            .entry
+            .as_ref()
+            .and_then(|entry| entry.preloaded_allocator.as_deref());
         let musl = match target.launch.entry.as_ref().and_then(|entry| entry.libc) {
             Some(libc) => libc == crate::core::catalog::Libc::Musl,
             None => target.info.detection.libc == Libc::Musl,
@@ -266,6 +271,14 @@ pub fn plan(
                 Some(&name),
                 Feature::Env,
                 format!("{var} not added: jemalloc is preloaded, glibc's arenas are not used"),
+            );
+        } else if let Some(allocator) = preloaded {
+            planner.note(
+                Some(&name),
+                Feature::Env,
+                format!(
+                    "{var} not added: the image preloads {allocator}, glibc's arenas are not used"
+                ),
             );
         } else if !defined.contains(var) && !sources.known_keys.contains(var) && fixed_allowed(var)
         {
