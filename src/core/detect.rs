@@ -369,9 +369,10 @@ fn command_segments(argv: &[String]) -> (Vec<Vec<String>>, Option<ShellWrapper>)
 /// Whether bash runs the last command of a `-c` script by exec'ing it (no fork), so the program
 /// gets SIGTERM as if `exec` were written: bash 5.1 and later do for a last simple command, unless
 /// a trap is set (bash 5.1 NEWS; checked on 5.2: `cd /app && gunicorn …` leaves gunicorn as the
-/// shell's process). A last command in a pipeline, a compound command, the background or a
-/// command substitution is forked. Images with bash 5.0 or older (Debian 10, Ubuntu 20.04) fork it
-/// too; a wrong guess here only changes whether the grace period is lengthened.
+/// shell's process). A last command in a pipeline, a compound command or the background, or
+/// with a redirection, is forked; one holding a command substitution or braces is taken as forked
+/// too, to be safe. Images with bash 5.0 or older (Debian 10, Ubuntu 20.04) fork it as well; a
+/// wrong guess here only changes whether the grace period is lengthened.
 fn bash_execs_last(script: &str) -> bool {
     if script.contains("trap ") {
         return false;
