@@ -230,6 +230,10 @@ pub struct Concurrency {
     /// not recommended"): pytune never sets the count below it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minimum: Option<u32>,
+    /// The most the program runs with (Langflow refuses more than one worker without a Redis job
+    /// queue): pytune never sets the count above it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maximum: Option<u32>,
     /// Variables by which the user sizes the program another way, which the count variable would
     /// override (PostHog's script turns WEB_CONCURRENCY into a `--concurrency` that beats a
     /// CELERY_WORKER_CONCURRENCY the chart sets): with any of them defined, pytune sets no count.

@@ -162,6 +162,13 @@ impl Launch {
             .max(1)
     }
 
+    /// The most the catalog lets pytune set, if it says.
+    pub fn maximum_count(&self) -> Option<u32> {
+        self.concurrency()
+            .and_then(|c| c.maximum)
+            .map(|max| max.max(1))
+    }
+
     /// Resident memory of one process, when the entry states one: `(text, bytes)`.
     pub fn memory_per_process(&self) -> Option<(String, u64)> {
         let text = self.entry.as_ref()?.memory_per_process.as_ref()?;

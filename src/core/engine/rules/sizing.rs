@@ -357,6 +357,15 @@ pub fn plan(
             ", raised to {minimum}: the fewest {name} is meant to run (catalog minimum)"
         ));
     }
+    if let Some(maximum) = target.launch.maximum_count()
+        && count > maximum
+    {
+        count = maximum;
+        let name = target.launch.name().unwrap_or("the application");
+        reason.push_str(&format!(
+            ", capped to {maximum}: the most {name} runs with (catalog maximum)"
+        ));
+    }
     WorkerPlan::Set {
         knob,
         count,
