@@ -42,6 +42,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("frappe.yaml", include_str!("../../../catalog/frappe.yaml")),
     ("gradio.yaml", include_str!("../../../catalog/gradio.yaml")),
     (
+        "grafana-oncall.yaml",
+        include_str!("../../../catalog/grafana-oncall.yaml"),
+    ),
+    (
         "graphite.yaml",
         include_str!("../../../catalog/graphite.yaml"),
     ),
@@ -75,6 +79,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../../catalog/litellm.yaml"),
     ),
     ("locust.yaml", include_str!("../../../catalog/locust.yaml")),
+    ("mage.yaml", include_str!("../../../catalog/mage.yaml")),
     (
         "mailman.yaml",
         include_str!("../../../catalog/mailman.yaml"),
@@ -155,6 +160,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../../catalog/weblate.yaml"),
     ),
     ("wger.yaml", include_str!("../../../catalog/wger.yaml")),
+    ("zenml.yaml", include_str!("../../../catalog/zenml.yaml")),
     ("zulip.yaml", include_str!("../../../catalog/zulip.yaml")),
     (
         "servers.yaml",

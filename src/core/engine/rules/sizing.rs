@@ -73,6 +73,22 @@ pub fn fan_out(
     if let Some(count) = given(target) {
         return known(count.0, count.1);
     }
+    // A server known only from its variables, under the image's own command: that command may
+    // read a configuration file (a uWSGI ini, a gunicorn.conf.py) whose count beats the variable.
+    let detection = &target.info.detection;
+    if launch.generic
+        && detection.evidence.iter().any(|e| e.starts_with("env: "))
+        && !detection
+            .evidence
+            .iter()
+            .any(|e| e.starts_with("command: "))
+    {
+        return FanOut::Unknown(format!(
+            "{} is known only from its environment variables, and the image's own configuration \
+             may set its process count",
+            detection.server.name()
+        ));
+    }
     if let Some(knob) = launch.count_env()
         && policy.env.web_concurrency
         && counts_processes(launch)
