@@ -133,6 +133,8 @@ pub enum ServerKind {
     Uvicorn,
     Granian,
     Uwsgi,
+    /// NGINX Unit running the app in its own Python processes (PostHog's newer images).
+    NginxUnit,
     Daphne,
     Hypercorn,
     Waitress,
@@ -159,6 +161,7 @@ impl ServerKind {
                 | ServerKind::Uvicorn
                 | ServerKind::Granian
                 | ServerKind::Uwsgi
+                | ServerKind::NginxUnit
                 | ServerKind::Daphne
                 | ServerKind::Hypercorn
                 | ServerKind::Waitress
@@ -176,6 +179,7 @@ impl ServerKind {
             ServerKind::Uvicorn => "uvicorn",
             ServerKind::Granian => "granian",
             ServerKind::Uwsgi => "uwsgi",
+            ServerKind::NginxUnit => "nginx-unit",
             ServerKind::Daphne => "daphne",
             ServerKind::Hypercorn => "hypercorn",
             ServerKind::Waitress => "waitress",
