@@ -158,6 +158,18 @@ pub struct Detection {
     pub libc: Libc,
 }
 
+impl Detection {
+    /// The command line named the server (evidence `command: gunicorn`).
+    pub fn from_command(&self) -> bool {
+        self.evidence.iter().any(|e| e.starts_with("command: "))
+    }
+
+    /// An environment variable counts among the evidence (`env: GUNICORN_CMD_ARGS`).
+    pub fn from_env(&self) -> bool {
+        self.evidence.iter().any(|e| e.starts_with("env: "))
+    }
+}
+
 fn is_default_flags(flags: &ServerFlags) -> bool {
     flags == &ServerFlags::default()
 }
@@ -295,9 +307,7 @@ pub fn detect(container: &Container) -> Detection {
             WorkerClass::Sync
         });
     }
-    if detection.server == Server::Unknown
-        && detection.evidence.iter().all(|e| !e.starts_with("env:"))
-    {
+    if detection.server == Server::Unknown && !detection.from_env() {
         detection.evidence.push("no server recognised".to_string());
     }
     detection

@@ -176,6 +176,11 @@ impl Launch {
         Some((text.clone(), bytes))
     }
 
+    /// The launcher binds the port on all addresses itself (catalog `bindsItself`).
+    pub fn binds_itself(&self) -> bool {
+        self.entry.as_ref().is_some_and(|entry| entry.binds_itself)
+    }
+
     /// The Python version the entry states, as `(major, minor)`.
     pub fn python_version(&self) -> Option<(u32, u32)> {
         let text = self.entry.as_ref()?.python_version.as_deref()?;

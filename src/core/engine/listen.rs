@@ -39,7 +39,7 @@ pub fn listening(target: &Target, port_env_added: bool) -> Listening {
                 .is_some_and(|v| !v.is_empty())
     };
     let loopback = |what: String| Listening::LoopbackOnly(what);
-    if target.launch.entry.as_ref().is_some_and(|e| e.binds_itself) {
+    if target.launch.binds_itself() {
         return Listening::Reachable;
     }
     match detection.server {

@@ -190,7 +190,7 @@ pub fn gunicorn_port(target: &Target, sources: &EnvFrom, planner: &Planner) -> O
     {
         return None;
     }
-    let binds_itself = target.launch.entry.as_ref().is_some_and(|e| e.binds_itself);
+    let binds_itself = target.launch.binds_itself();
     let defined = target.env_entry("PORT").is_some();
     if binds_itself || defined || sources.known_keys.contains("PORT") || sources.may_define("PORT")
     {
@@ -301,11 +301,7 @@ pub fn plan(
     }
     let detection = &target.info.detection;
     // Only the uvicorn command reads UVICORN_* variables (apps that embed uvicorn do not).
-    let uvicorn_command = detection.server == Server::Uvicorn
-        && detection
-            .evidence
-            .iter()
-            .any(|e| e.starts_with("command: "));
+    let uvicorn_command = detection.server == Server::Uvicorn && detection.from_command();
     if uvicorn_command
         && detection.flags.graceful_timeout.is_none()
         && policy.env.uvicorn_graceful_shutdown

@@ -76,13 +76,7 @@ pub fn fan_out(
     // A server known only from its variables, under the image's own command: that command may
     // read a configuration file (a uWSGI ini, a gunicorn.conf.py) whose count beats the variable.
     let detection = &target.info.detection;
-    if launch.generic
-        && detection.evidence.iter().any(|e| e.starts_with("env: "))
-        && !detection
-            .evidence
-            .iter()
-            .any(|e| e.starts_with("command: "))
-    {
+    if launch.generic && detection.from_env() && !detection.from_command() {
         return FanOut::Unknown(format!(
             "{} is known only from its environment variables, and the image's own configuration \
              may set its process count",
