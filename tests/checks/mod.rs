@@ -180,13 +180,7 @@ pub fn environment_kept(
     ctx: &Context,
     exempt: &dyn Fn(&str) -> bool,
 ) -> Checked {
-    let containers = |pod: &Value| {
-        pod["spec"]["containers"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    };
-    for (before, after) in containers(original).iter().zip(containers(mutated).iter()) {
+    for (before, after) in containers(original).zip(containers(mutated)) {
         let names: Vec<String> = after["env"]
             .as_array()
             .into_iter()
@@ -244,9 +238,14 @@ pub fn environment_kept(
     Ok(())
 }
 
+/// The containers of a Pod (none where `spec.containers` is not a list).
+fn containers(pod: &Value) -> impl Iterator<Item = &Value> {
+    pod["spec"]["containers"].as_array().into_iter().flatten()
+}
+
 /// In every container, a CPU or memory request no greater than its limit (where both parse).
 pub fn requests_within_limits(pod: &Value) -> Checked {
-    for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
+    for c in containers(pod) {
         for (key, parse) in [
             ("cpu", quantity::cpu_millis as fn(&str) -> _),
             ("memory", quantity::memory_bytes),
@@ -360,13 +359,7 @@ pub fn engine_invariants(
             let unique: std::collections::BTreeSet<&str> = names.iter().copied().collect();
             names.len() - unique.len()
         };
-        let containers = |pod: &Value| {
-            pod["spec"]["containers"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        };
-        for (before, after) in containers(pod).iter().zip(containers(&mutated).iter()) {
+        for (before, after) in containers(pod).zip(containers(&mutated)) {
             ensure(twice(after) == twice(before), || {
                 format!("{}: a name twice in a manifest's env", after["name"])
             })?;
@@ -419,11 +412,7 @@ pub fn engine_invariants(
     // The workers are what the mutated container runs with, as the engine reads its launch path
     // (WEB_CONCURRENCY, CELERY_WORKER_CONCURRENCY, a --workers flag…).
     let facts = engine::process_facts(&mutated, policy, ctx);
-    for container in mutated["spec"]["containers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
+    for container in containers(&mutated) {
         let name = container["name"].as_str().unwrap_or_default();
         let capped_by_pytune = plan
             .changes
