@@ -313,7 +313,7 @@ fn plan_selected(pod: &Pod, policy: &Policy, ctx: &Context) -> Plan {
         // What the container's envFrom may define, and how many processes it starts: read once,
         // used by resources, sizing and env alike.
         let sources = env::env_from(target, &planner);
-        let fan_out = sizing::fan_out(target, &directives, policy, &sources);
+        let fan_out = sizing::fan_out(target, &directives, (policy, ctx), &sources);
         let sizing_base = if enabled(Feature::Resources) {
             let per_process = sizing::memory_budget(target, policy, &directives);
             resources::plan(pod, target, &fan_out, per_process.as_ref(), &mut planner)
@@ -412,7 +412,7 @@ pub fn process_facts(pod_json: &Value, policy: &Policy, ctx: &Context) -> Vec<Pr
         .iter()
         .map(|target| {
             let sources = env::env_from(target, &planner);
-            let fan_out = sizing::fan_out(target, &directives, policy, &sources);
+            let fan_out = sizing::fan_out(target, &directives, (policy, ctx), &sources);
             let base = resources::current(&pod, target, &mut planner);
             let workers = match sizing::plan(target, &base, &directives, policy, &fan_out) {
                 sizing::WorkerPlan::Given { count, source } => Some((count, source)),

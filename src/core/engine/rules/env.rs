@@ -21,8 +21,6 @@ pub(crate) struct EnvFrom {
     /// Sources whose keys pytune was not given (neither in the input nor looked up), in the
     /// container's order.
     pub unknown_sources: Vec<UnknownSource>,
-    /// The plan goes into a manifest to apply (`Context::manifest`).
-    pub in_manifest: bool,
 }
 
 /// An `envFrom` source whose keys pytune does not know.
@@ -143,7 +141,6 @@ pub(crate) fn env_from(target: &Target, planner: &Planner) -> EnvFrom {
     EnvFrom {
         known_keys,
         unknown_sources,
-        in_manifest: planner.ctx.manifest,
     }
 }
 

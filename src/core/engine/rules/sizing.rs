@@ -5,9 +5,9 @@ use super::env::{EnvFrom, SourceKey};
 use super::resources::SizingBase;
 use crate::core::catalog::{CountDefault, Counts, ServerKind};
 use crate::core::detect::{Server, WorkerClass};
-use crate::core::engine::Target;
 use crate::core::engine::directives::{Directives, annotations};
 use crate::core::engine::launch::Launch;
+use crate::core::engine::{Context, Target};
 use crate::core::policy::{Formula, Policy};
 use crate::core::quantity;
 
@@ -53,7 +53,7 @@ pub enum FanOut {
 pub fn fan_out(
     target: &Target,
     directives: &Directives,
-    policy: &Policy,
+    (policy, ctx): (&Policy, &Context),
     sources: &EnvFrom,
 ) -> FanOut {
     let launch = &target.launch;
@@ -123,7 +123,7 @@ pub fn fan_out(
             if !policy.env.count_when_env_from_unknown {
                 return FanOut::Unknown(why);
             }
-            if sources.in_manifest {
+            if ctx.manifest {
                 return FanOut::Unknown(format!(
                     "{why} (the webhook sets it on the Pod as a default the source overrides)"
                 ));
